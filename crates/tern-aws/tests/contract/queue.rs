@@ -1,0 +1,1 @@
+//! The queue contract against this engine.

@@ -1,0 +1,1 @@
+//! The blobs port's contract cases.

@@ -1,0 +1,1 @@
+//! The mail port's contract cases.

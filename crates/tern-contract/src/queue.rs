@@ -1,0 +1,1 @@
+//! The queue port's contract cases.

@@ -1,0 +1,1 @@
+//! The table port's contract cases.

@@ -1,0 +1,1 @@
+//! The workflows port's contract cases.

@@ -1,0 +1,1 @@
+//! The embedded workflows adapter.

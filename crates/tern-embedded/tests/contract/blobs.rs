@@ -1,0 +1,1 @@
+//! The blobs contract against this engine.

@@ -1,0 +1,1 @@
+//! The table contract against this engine.
