@@ -1,1 +1,15 @@
 //! Tern's pure domain: workspaces and keys, data layout above the table port, and the business rules.
+//!
+//! This crate reaches storage only through `tern_ports`; it never depends on SQLite, an AWS SDK or an
+//! HTTP framework, so every rule here runs the same on both engines.
+
+pub mod error;
+pub mod layout;
+pub mod secret;
+pub mod workspace;
+
+pub use error::{DomainError, DomainResult};
+pub use workspace::{
+    CreatedWorkspace, KeyGrant, KeyKind, PlaintextKey, Workspace, authenticate, create_workspace,
+    get_workspace, list_workspaces,
+};

@@ -1,0 +1,150 @@
+//! The local server over real HTTP on 127.0.0.1, started and stopped in-process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tern_local::{Engine, EngineOptions, LocalError, ServeOptions, Server};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct Running {
+    base_url: String,
+    engine: Engine,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), LocalError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServeOptions::default())
+        .await
+        .unwrap();
+    let base_url = format!("http://{}", server.local_addr().unwrap());
+    let options = EngineOptions {
+        public_url: base_url.clone(),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(dir.path(), options).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(engine.clone(), async move {
+        // A dropped sender stops the server too.
+        stopped.await.ok();
+    }));
+    Running {
+        base_url,
+        engine,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn health_answers_over_http_and_the_server_stops_cleanly() {
+    let running = start().await;
+    let response = reqwest::get(format!("{}/health", running.base_url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    let base_url = running.base_url.clone();
+    running.stop().await;
+    assert!(
+        reqwest::get(format!("{base_url}/health")).await.is_err(),
+        "still answering after stop"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_key_authenticates_over_http() {
+    let running = start().await;
+    let ports = running.engine.ports();
+    let created = tern_domain::create_workspace(ports.table.as_ref(), ports.clock.as_ref(), "Acme")
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/workspace", running.base_url))
+        .bearer_auth(created.admin_key.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["id"], created.workspace.id.as_str());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_to_a_signed_target_land_in_the_blob_store() {
+    let running = start().await;
+    let blobs = running.engine.ports().blobs.clone();
+    let target = blobs
+        .upload_target("imports/contacts.csv", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(target.method, "PUT");
+    assert!(
+        target
+            .url
+            .starts_with(&format!("{}/_uploads/", running.base_url)),
+        "{}",
+        target.url
+    );
+
+    let response = reqwest::Client::new()
+        .put(&target.url)
+        .body("email\na@example.com\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stored = blobs.get("imports/contacts.csv").await.unwrap().unwrap();
+    assert_eq!(stored.as_ref(), b"email\na@example.com\n");
+
+    let forged = format!("{}/_uploads/not-a-token", running.base_url);
+    let response = reqwest::Client::new()
+        .put(&forged)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "forbidden");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn non_loopback_addresses_are_refused_unless_allowed() {
+    let everywhere: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let refused = Server::bind(everywhere, ServeOptions::default()).await;
+    assert!(matches!(refused, Err(LocalError::NonLoopback { .. })));
+    let allowed = ServeOptions {
+        allow_non_loopback: true,
+        ..ServeOptions::default()
+    };
+    assert!(Server::bind(everywhere, allowed).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_busy_port_is_reported_with_its_address() {
+    let first = Server::bind("127.0.0.1:0".parse().unwrap(), ServeOptions::default())
+        .await
+        .unwrap();
+    let addr = first.local_addr().unwrap();
+    let error = Server::bind(addr, ServeOptions::default())
+        .await
+        .err()
+        .expect("the port is taken");
+    assert!(matches!(error, LocalError::Bind { .. }), "{error}");
+    assert_eq!(error.to_string(), format!("cannot listen on {addr}"));
+}
