@@ -5,7 +5,9 @@
 //!   lints the infrastructure, and stops moto whatever happened.
 //! - `moto`: runs the same moto server in the foreground, for working on the AWS adapters.
 //! - `lint`: the infrastructure and state-machine checks alone.
+//! - `lambda`: the health function built for arm64 with cargo-lambda and invoked through `cargo lambda watch`.
 
+mod lambda;
 mod moto;
 mod tools;
 
@@ -19,7 +21,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test            install the test tools, start moto, run every test, lint infra/ and statemachines/
   moto [PORT]     run moto in the foreground (Step Functions interpreter on), default port 5055
-  lint            cfn-lint on infra/template.yaml and asl-validator on statemachines/*.json";
+  lint            cfn-lint on infra/template.yaml and asl-validator on statemachines/*.json
+  lambda          build the health function for arm64 with cargo-lambda and invoke it with its fixture";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -43,6 +46,10 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("lint") => {
             let tools = tools::ensure(&root)?;
             lint(&root, &tools)
+        }
+        Some("lambda") => {
+            tools::ensure(&root)?;
+            lambda::check(&root)
         }
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
