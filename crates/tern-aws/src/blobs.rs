@@ -18,13 +18,13 @@ use aws_sdk_s3::types::{
 };
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use tern_ports::blobs::{validate_key, validate_list_limit, validate_prefix};
 use tern_ports::{BlobMeta, BlobPage, Blobs, ByteStream, PortError, PortResult, UploadTarget};
+
+use crate::error::{code_and_message, is_throttling, is_unreachable, one_line};
 
 /// The size of every multipart part but the last (S3's minimum is 5 MiB).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
-/// S3's limits on keys and listings.
-const MAX_KEY_BYTES: usize = 1024;
-const MAX_LIST_LIMIT: u32 = 1000;
 /// S3's own region default: buckets there take no location constraint.
 const DEFAULT_REGION: &str = "us-east-1";
 
@@ -249,17 +249,13 @@ impl Blobs for S3Blobs {
 
     async fn list(&self, prefix: &str, cursor: Option<String>, limit: u32) -> PortResult<BlobPage> {
         validate_prefix(prefix)?;
-        if limit == 0 {
-            return Err(PortError::Invalid(
-                "a blob listing's limit must be at least 1".into(),
-            ));
-        }
+        let limit = validate_list_limit(limit)?;
         let listed = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
-            .max_keys(limit.min(MAX_LIST_LIMIT) as i32)
+            .max_keys(limit as i32)
             .set_continuation_token(cursor)
             .send()
             .await
@@ -415,30 +411,16 @@ fn s3_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    if matches!(
-        error,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-    ) {
+    if is_unreachable(&error) {
         return PortError::Unavailable(format!(
             "S3 cannot be reached ({doing}): {}",
             one_line(&error)
         ));
     }
-    let code = error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::code)
-        .unwrap_or_default();
-    let message = error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::message)
-        .unwrap_or_default();
+    let (code, message) = code_and_message(&error);
     match code {
         "NoSuchBucket" => PortError::NotFound(format!("bucket {bucket}")),
-        "SlowDown"
-        | "Throttling"
-        | "ThrottlingException"
-        | "RequestLimitExceeded"
-        | "ServiceUnavailable" => {
+        code if is_throttling(code) || matches!(code, "SlowDown" | "ServiceUnavailable") => {
             PortError::Throttled(format!("S3 is throttling ({doing}): {message}"))
         }
         "AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
@@ -453,67 +435,4 @@ where
             one_line(&error)
         )),
     }
-}
-
-/// The error and its causes on one line, as logs and problem responses want them.
-fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    DisplayErrorContext(error)
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The key rules of the embedded engine, enforced here too so that a key that works on AWS works
-/// locally and the other way round: no empty key, no absolute key, no empty, `.` or `..` segment, no NUL
-/// or backslash.
-fn validate_key(key: &str) -> PortResult<()> {
-    if key.is_empty() {
-        return Err(PortError::Invalid("a blob key must not be empty".into()));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(invalid_key(
-            key,
-            &format!("is longer than {MAX_KEY_BYTES} bytes"),
-        ));
-    }
-    check_characters(key)?;
-    key.split('/')
-        .try_for_each(|segment| check_segment(key, segment))
-}
-
-/// A listing prefix follows the key rules, except that its last segment may be partial (or empty).
-fn validate_prefix(prefix: &str) -> PortResult<()> {
-    check_characters(prefix)?;
-    match prefix.rsplit_once('/') {
-        Some((dirs, _partial)) => dirs
-            .split('/')
-            .try_for_each(|segment| check_segment(prefix, segment)),
-        None => Ok(()),
-    }
-}
-
-fn check_characters(key: &str) -> PortResult<()> {
-    if key.starts_with('/') {
-        return Err(invalid_key(key, "is absolute"));
-    }
-    if key.contains('\0') {
-        return Err(invalid_key(key, "contains a NUL character"));
-    }
-    if key.contains('\\') {
-        return Err(invalid_key(key, "contains a backslash"));
-    }
-    Ok(())
-}
-
-fn check_segment(key: &str, segment: &str) -> PortResult<()> {
-    match segment {
-        "" => Err(invalid_key(key, "has an empty segment")),
-        "." | ".." => Err(invalid_key(key, "has a `.` or `..` segment")),
-        _ => Ok(()),
-    }
-}
-
-fn invalid_key(key: &str, why: &str) -> PortError {
-    PortError::Invalid(format!("blob key {key:?} {why}"))
 }

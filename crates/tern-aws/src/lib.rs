@@ -3,6 +3,7 @@
 //! moto.
 
 pub mod blobs;
+mod error;
 pub mod mail;
 pub mod provision;
 pub mod queue;

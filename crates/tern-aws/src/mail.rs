@@ -1,16 +1,18 @@
 //! The AWS mail adapter: SES v2 `SendEmail` with the raw MIME message.
 //!
-//! Addresses are checked before SES is called, with the same rules as the embedded outbox, so that both
-//! engines refuse a malformed address the same way (`PortError::Invalid`, field path first).
+//! Addresses are checked before SES is called, with the port's rules that the embedded outbox applies too,
+//! so that both engines refuse a malformed address the same way (`PortError::Invalid`, field path first).
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
-use email_address::{EmailAddress, Options};
+use tern_ports::mail::checked_envelope;
 use tern_ports::{Mail, OutgoingEmail, PortError, PortResult, SentEmail};
+
+use crate::error::{code_and_message, is_throttling, is_unreachable, one_line};
 
 /// The mail port on SES v2.
 #[derive(Clone)]
@@ -29,7 +31,7 @@ impl SesMail {
 #[async_trait]
 impl Mail for SesMail {
     async fn send(&self, email: OutgoingEmail) -> PortResult<SentEmail> {
-        validate_addresses(&email)?;
+        checked_envelope(&email, |_| Ok(()))?;
         let raw = RawMessage::builder()
             .data(Blob::new(email.raw.to_vec()))
             .build()
@@ -85,25 +87,14 @@ fn ses_error<E>(error: SdkError<E, aws_sdk_sesv2::config::http::HttpResponse>) -
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    if matches!(
-        error,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-    ) {
+    if is_unreachable(&error) {
         return PortError::Unavailable(format!("SES cannot be reached: {}", one_line(&error)));
     }
-    let code = error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::code)
-        .unwrap_or_default();
-    let message = error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::message)
-        .unwrap_or_default();
+    let (code, message) = code_and_message(&error);
     match code {
-        "TooManyRequestsException"
-        | "LimitExceededException"
-        | "Throttling"
-        | "ThrottlingException" => PortError::Throttled(format!("SES: {code}: {message}")),
+        code if is_throttling(code) || code == "LimitExceededException" => {
+            PortError::Throttled(format!("SES: {code}: {message}"))
+        }
         "MessageRejected"
         | "MailFromDomainNotVerifiedException"
         | "AccountSuspendedException"
@@ -114,38 +105,4 @@ where
         "NotFoundException" => PortError::NotFound(format!("SES: {message}")),
         _ => PortError::Other(format!("SES failed: {}", one_line(&error))),
     }
-}
-
-/// The error and its causes on one line, as logs and problem responses want them.
-fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    DisplayErrorContext(error)
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn validate_addresses(email: &OutgoingEmail) -> PortResult<()> {
-    validate_address("from", &email.from)?;
-    if email.to.is_empty() {
-        return Err(PortError::Invalid(
-            "to: at least one recipient is required".into(),
-        ));
-    }
-    email
-        .to
-        .iter()
-        .enumerate()
-        .try_for_each(|(index, recipient)| validate_address(&format!("to[{index}]"), recipient))
-}
-
-/// A plain address (no display name): the envelope takes nothing else.
-fn validate_address(field: &str, value: &str) -> PortResult<()> {
-    EmailAddress::parse_with_options(value, Options::default().without_display_text())
-        .map(|_| ())
-        .map_err(|error| {
-            PortError::Invalid(format!(
-                "{field}: {value:?} is not an email address ({error})"
-            ))
-        })
 }

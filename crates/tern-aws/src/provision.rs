@@ -183,7 +183,7 @@ where
     R: std::fmt::Debug + 'static,
 {
     use aws_sdk_dynamodb::error::SdkError;
-    let detail = crate::table::error_chain(error);
+    let detail = crate::error::error_chain(error);
     match error {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => PortError::Unavailable(
             format!("DynamoDB is unreachable, cannot {action} table {table_name}: {detail}"),

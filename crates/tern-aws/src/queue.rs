@@ -17,17 +17,13 @@ use aws_sdk_sqs::types::{
     BatchResultErrorEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use tern_ports::queue::{MAX_RECEIVE, MAX_SEND_BATCH, OutMessage, QueueSpec, Received};
+use tern_ports::queue::{
+    MAX_SEND_BATCH, MAX_WAIT, OutMessage, QueueSpec, Received, validate_message,
+    validate_receive_max, validate_visibility_timeout,
+};
 use tern_ports::{PortError, PortResult, Queue};
 
-/// SQS's longest delay.
-const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
-/// SQS's longest visibility timeout.
-const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
-/// SQS's longest long-poll; longer waits are shortened to it.
-const MAX_WAIT: Duration = Duration::from_secs(20);
-/// SQS's limit on message attributes.
-const MAX_ATTRIBUTES: usize = 10;
+use crate::error::{collapse_whitespace, error_chain, is_throttling, is_unreachable};
 /// How many times one batch entry is sent before a transient failure is reported.
 const MAX_SEND_ATTEMPTS: u32 = 4;
 /// The pause before the first resend of failed entries; it doubles with each attempt.
@@ -181,14 +177,14 @@ impl SqsQueue {
         E: ProvideErrorMetadata + Error + 'static,
         R: std::fmt::Debug + 'static,
     {
+        if is_unreachable(&error) {
+            return PortError::Unavailable(format!(
+                "SQS cannot be reached at {} ({operation} on queue {queue}): {}",
+                self.endpoint,
+                error_chain(&error)
+            ));
+        }
         match &error {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                PortError::Unavailable(format!(
-                    "SQS cannot be reached at {} ({operation} on queue {queue}): {}",
-                    self.endpoint,
-                    error_chain(&error)
-                ))
-            }
             SdkError::ServiceError(service) => classify(
                 operation,
                 queue,
@@ -243,11 +239,7 @@ impl Queue for SqsQueue {
     }
 
     async fn receive(&self, queue: &str, max: u32, wait: Duration) -> PortResult<Vec<Received>> {
-        if !(1..=MAX_RECEIVE).contains(&max) {
-            return Err(PortError::Invalid(format!(
-                "receive asks for {max} messages; it must be 1 to {MAX_RECEIVE}"
-            )));
-        }
+        validate_receive_max(max)?;
         let url = self.url(queue).await?;
         let output = self
             .client
@@ -285,11 +277,7 @@ impl Queue for SqsQueue {
         receipt: &str,
         timeout: Duration,
     ) -> PortResult<()> {
-        if timeout > MAX_VISIBILITY_TIMEOUT {
-            return Err(PortError::Invalid(format!(
-                "visibility timeout {timeout:?} for queue {queue} exceeds {MAX_VISIBILITY_TIMEOUT:?}"
-            )));
-        }
+        validate_visibility_timeout(queue, timeout)?;
         let url = self.url(queue).await?;
         self.client
             .change_message_visibility()
@@ -309,37 +297,14 @@ fn whole_seconds(duration: Duration) -> i32 {
     i32::try_from(seconds).unwrap_or(i32::MAX)
 }
 
-/// One batch entry, checked against SQS's rules so that a bad message refuses the whole batch before any
+/// One batch entry, checked against SQS's rules (the port's) so that a bad message refuses the whole batch before any
 /// of it is sent. The entry id is the message's index in the batch, which error messages report.
 fn batch_entry(
     queue: &str,
     index: usize,
     message: &OutMessage,
 ) -> PortResult<SendMessageBatchRequestEntry> {
-    let refuse = |why: String| {
-        Err(PortError::Invalid(format!(
-            "message {index} to queue {queue}: {why}"
-        )))
-    };
-    if message.body.is_empty() {
-        return refuse("the body is empty".into());
-    }
-    if message.delay > MAX_DELAY {
-        return refuse(format!("delay {:?} exceeds {MAX_DELAY:?}", message.delay));
-    }
-    if message.attributes.len() > MAX_ATTRIBUTES {
-        return refuse(format!(
-            "{} attributes exceed the limit of {MAX_ATTRIBUTES}",
-            message.attributes.len()
-        ));
-    }
-    if let Some((name, _)) = message
-        .attributes
-        .iter()
-        .find(|(name, value)| name.is_empty() || value.is_empty())
-    {
-        return refuse(format!("attribute {name:?} has an empty name or value"));
-    }
+    validate_message(queue, index, message)?;
     let attributes = message
         .attributes
         .iter()
@@ -392,7 +357,7 @@ fn received(queue: &str, message: &Message) -> PortResult<Received> {
 /// The port error for an SQS error code. Codes come either bare (`QueueDoesNotExist`) or in SQS's older
 /// query form (`AWS.SimpleQueueService.NonExistentQueue`), depending on the endpoint.
 fn classify(operation: &str, queue: &str, code: &str, message: &str) -> PortError {
-    let detail = one_line(&format!(
+    let detail = collapse_whitespace(&format!(
         "SQS {operation} on queue {queue}: {code}: {message}"
     ));
     match code.trim_start_matches("AWS.SimpleQueueService.") {
@@ -403,11 +368,14 @@ fn classify(operation: &str, queue: &str, code: &str, message: &str) -> PortErro
         "ReceiptHandleIsInvalid" | "MessageNotInflight" => {
             PortError::NotFound(format!("receipt: {detail}"))
         }
-        "RequestThrottled"
-        | "ThrottlingException"
-        | "Throttling"
-        | "KMS.ThrottlingException"
-        | "QueueDeletedRecently" => PortError::Throttled(detail),
+        code if is_throttling(code)
+            || matches!(
+                code,
+                "RequestThrottled" | "KMS.ThrottlingException" | "QueueDeletedRecently"
+            ) =>
+        {
+            PortError::Throttled(detail)
+        }
         "InvalidParameterValue"
         | "InvalidAttributeName"
         | "InvalidAttributeValue"
@@ -442,7 +410,7 @@ fn describe_failures(failures: &[BatchResultErrorEntry]) -> String {
             )
         })
         .collect();
-    one_line(&described.join("; "))
+    collapse_whitespace(&described.join("; "))
 }
 
 fn missing(operation: &str, queue: &str, what: &str) -> PortError {
@@ -455,22 +423,6 @@ fn build_error(queue: &str, error: BuildError) -> PortError {
     PortError::Invalid(format!(
         "a message to queue {queue} cannot be built: {error}"
     ))
-}
-
-/// The error and its sources on one line: the SDK's own display stops at the outermost layer
-/// ("dispatch failure"), which does not say what went wrong.
-fn error_chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    one_line(&text)
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

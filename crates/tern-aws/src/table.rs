@@ -6,7 +6,6 @@
 //! first clears it, which keeps this engine's behaviour the same as the embedded one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::error::Error as StdError;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,13 +20,15 @@ use aws_sdk_dynamodb::types::{
 };
 use futures::{StreamExt as _, TryStreamExt as _};
 use tern_ports::table::{
-    AttrValue, GSI1_NAME, GSI1_PK, GSI1_SK, MAX_BATCH_WRITE, MAX_TRANSACT_ITEMS, Number, PK, SK,
-    TTL, VERSION,
+    AttrValue, GSI1_NAME, GSI1_PK, GSI1_SK, MAX_BATCH_WRITE, Number, PK, SK, TTL, VERSION,
+    require_key, validate_query_limit, validate_transaction,
 };
 use tern_ports::{
     Condition, Cursor, Index, Item, Key, Page, PortError, PortResult, Query, SortCondition, Table,
     TransactOp, Update, WriteOp,
 };
+
+use crate::error::{collapse_whitespace, error_chain, is_throttling, is_unreachable};
 
 /// DynamoDB's limit on keys per BatchGetItem request.
 const MAX_BATCH_GET: usize = 100;
@@ -69,29 +70,30 @@ impl DynamoTable {
     /// Maps an SDK failure to the port error, naming the endpoint or table when they are the problem.
     fn error<E, R>(&self, error: SdkError<E, R>) -> PortError
     where
-        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + 'static,
     {
-        if matches!(
-            error,
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-        ) {
+        if is_unreachable(&error) {
             return PortError::Unavailable(format!(
                 "DynamoDB is unreachable at {}: {}",
                 self.endpoint,
                 error_chain(&error)
             ));
         }
-        let message = || one_line(error.message().unwrap_or("no message"));
+        let message = || collapse_whitespace(error.message().unwrap_or("no message"));
         match error.code() {
             Some("ConditionalCheckFailedException") => PortError::ConditionFailed,
-            Some(
-                code @ ("ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "TransactionConflictException"
-                | "TransactionInProgressException"),
-            ) => PortError::Throttled(format!("DynamoDB {code}: {}", message())),
+            Some(code)
+                if is_throttling(code)
+                    || matches!(
+                        code,
+                        "ProvisionedThroughputExceededException"
+                            | "TransactionConflictException"
+                            | "TransactionInProgressException"
+                    ) =>
+            {
+                PortError::Throttled(format!("DynamoDB {code}: {}", message()))
+            }
             Some("ResourceNotFoundException") => PortError::NotFound(format!(
                 "DynamoDB table {} ({})",
                 self.table_name,
@@ -105,9 +107,9 @@ impl DynamoTable {
         }
     }
 
-    /// Deletes the item under `key` if it is expired; true when it was (or had just stopped existing).
-    async fn clear_if_expired(&self, key: &Key, now: i64) -> PortResult<bool> {
-        let stored = self
+    /// The item stored under `key`, expired or not (a consistent read).
+    async fn stored(&self, key: &Key) -> PortResult<Option<Item>> {
+        let output = self
             .client
             .get_item()
             .table_name(&self.table_name)
@@ -116,10 +118,15 @@ impl DynamoTable {
             .send()
             .await
             .map_err(|e| self.error(e))?;
-        let expired = match stored.item {
-            Some(item) => item_from_sdk(item)?.is_expired(now),
-            None => false,
-        };
+        output.item.map(item_from_sdk).transpose()
+    }
+
+    /// Deletes the item under `key` if it is expired; true when it was (or had just stopped existing).
+    async fn clear_if_expired(&self, key: &Key, now: i64) -> PortResult<bool> {
+        let expired = self
+            .stored(key)
+            .await?
+            .is_some_and(|item| item.is_expired(now));
         if !expired {
             return Ok(false);
         }
@@ -174,9 +181,7 @@ impl DynamoTable {
     }
 
     async fn write_chunk(&self, chunk: Vec<WriteRequest>) -> PortResult<()> {
-        let mut pending = chunk;
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=BATCH_ATTEMPTS {
+        self.until_processed("writes to", chunk, |pending| async move {
             let output = self
                 .client
                 .batch_write_item()
@@ -184,30 +189,18 @@ impl DynamoTable {
                 .send()
                 .await
                 .map_err(|e| self.error(e))?;
-            pending = output
+            let pending = output
                 .unprocessed_items
                 .and_then(|mut left| left.remove(&self.table_name))
                 .unwrap_or_default();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if attempt < BATCH_ATTEMPTS {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-        }
-        Err(PortError::Throttled(format!(
-            "DynamoDB left {} writes to {} unprocessed after {BATCH_ATTEMPTS} attempts",
-            pending.len(),
-            self.table_name
-        )))
+            Ok((Vec::new(), pending))
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn get_chunk(&self, keys: Vec<HashMap<String, AttributeValue>>) -> PortResult<Vec<Item>> {
-        let mut pending = keys;
-        let mut found = Vec::new();
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=BATCH_ATTEMPTS {
+        self.until_processed("reads from", keys, |pending| async move {
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(pending))
                 .consistent_read(true)
@@ -220,28 +213,52 @@ impl DynamoTable {
                 .send()
                 .await
                 .map_err(|e| self.error(e))?;
-            for item in output
+            let found = output
                 .responses
                 .and_then(|mut tables| tables.remove(&self.table_name))
                 .unwrap_or_default()
-            {
-                found.push(item_from_sdk(item)?);
-            }
-            pending = output
+                .into_iter()
+                .map(item_from_sdk)
+                .collect::<PortResult<Vec<_>>>()?;
+            let pending = output
                 .unprocessed_keys
                 .and_then(|mut left| left.remove(&self.table_name))
                 .map(|left| left.keys)
                 .unwrap_or_default();
+            Ok((found, pending))
+        })
+        .await
+    }
+
+    /// Runs a batch request until DynamoDB has processed all of it, backing off between attempts:
+    /// `attempt` sends what is pending and returns the items it read and what is left unprocessed. After
+    /// [`BATCH_ATTEMPTS`] attempts, what is left is reported as throttled.
+    async fn until_processed<T, F, Fut>(
+        &self,
+        what: &str,
+        mut pending: Vec<T>,
+        mut attempt: F,
+    ) -> PortResult<Vec<Item>>
+    where
+        F: FnMut(Vec<T>) -> Fut,
+        Fut: Future<Output = PortResult<(Vec<Item>, Vec<T>)>>,
+    {
+        let mut found = Vec::new();
+        let mut backoff = FIRST_BACKOFF;
+        for number in 1..=BATCH_ATTEMPTS {
+            let (read, left) = attempt(pending).await?;
+            found.extend(read);
+            pending = left;
             if pending.is_empty() {
                 return Ok(found);
             }
-            if attempt < BATCH_ATTEMPTS {
+            if number < BATCH_ATTEMPTS {
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
             }
         }
         Err(PortError::Throttled(format!(
-            "DynamoDB left {} reads from {} unprocessed after {BATCH_ATTEMPTS} attempts",
+            "DynamoDB left {} {what} {} unprocessed after {BATCH_ATTEMPTS} attempts",
             pending.len(),
             self.table_name
         )))
@@ -291,7 +308,7 @@ impl DynamoTable {
                     )));
                 }
                 Some(code) => {
-                    let message = one_line(reason.message().unwrap_or("no message"));
+                    let message = collapse_whitespace(reason.message().unwrap_or("no message"));
                     return Err(PortError::Rejected(format!(
                         "DynamoDB cancelled the transaction at operation {index}: {code}: {message}"
                     )));
@@ -365,21 +382,9 @@ impl DynamoTable {
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &Key) -> PortResult<Option<Item>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table_name)
-            .set_key(Some(key_to_sdk(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.error(e))?;
+        let stored = self.stored(key).await?;
         let now = now_epoch();
-        Ok(output
-            .item
-            .map(item_from_sdk)
-            .transpose()?
-            .filter(|item| !item.is_expired(now)))
+        Ok(stored.filter(|item| !item.is_expired(now)))
     }
 
     async fn batch_get(&self, keys: &[Key]) -> PortResult<Vec<Item>> {
@@ -464,15 +469,10 @@ impl Table for DynamoTable {
     }
 
     async fn query(&self, query: Query) -> PortResult<Page> {
-        let limit = match query.limit {
-            Some(0) => {
-                return Err(PortError::Invalid(
-                    "a query limit must be at least 1".into(),
-                ));
-            }
-            Some(limit) => Some(i32::try_from(limit).unwrap_or(i32::MAX)),
-            None => None,
-        };
+        validate_query_limit(query.limit)?;
+        let limit = query
+            .limit
+            .map(|limit| i32::try_from(limit).unwrap_or(i32::MAX));
         let Some(sort) = normalize_sort(&query.sort) else {
             return Ok(Page::default());
         };
@@ -537,7 +537,13 @@ impl Table for DynamoTable {
     }
 
     async fn transact_write(&self, ops: Vec<TransactOp>) -> PortResult<()> {
-        validate_transaction(&ops)?;
+        // Checks what DynamoDB would refuse anyway, so that the error names the cause.
+        validate_transaction(&ops, |op| match op {
+            TransactOp::Put { item, .. } => require_key(item),
+            TransactOp::Update { key, .. }
+            | TransactOp::Delete { key, .. }
+            | TransactOp::Check { key, .. } => Ok(key.clone()),
+        })?;
         if ops.is_empty() {
             return Ok(());
         }
@@ -570,39 +576,6 @@ fn now_epoch() -> i64 {
 
 fn build_error(error: aws_smithy_types::error::operation::BuildError) -> PortError {
     PortError::Invalid(format!("cannot build the DynamoDB request: {error}"))
-}
-
-fn require_key(item: &Item) -> PortResult<Key> {
-    item.key()
-        .ok_or_else(|| PortError::Invalid(format!("an item needs string attributes {PK} and {SK}")))
-}
-
-/// Checks what DynamoDB would refuse anyway, so that the error names the cause.
-fn validate_transaction(ops: &[TransactOp]) -> PortResult<()> {
-    if ops.len() > MAX_TRANSACT_ITEMS {
-        return Err(PortError::Invalid(format!(
-            "a transaction holds at most {MAX_TRANSACT_ITEMS} operations, not {}",
-            ops.len()
-        )));
-    }
-    let mut seen = BTreeSet::new();
-    for op in ops {
-        if matches!(op, TransactOp::Update { update, .. } if update.is_empty()) {
-            return Err(PortError::Invalid(
-                "an update inside a transaction must change something".into(),
-            ));
-        }
-        let key = op.key().ok_or_else(|| {
-            PortError::Invalid(format!("an item needs string attributes {PK} and {SK}"))
-        })?;
-        if !seen.insert(key.clone()) {
-            return Err(PortError::Invalid(format!(
-                "a transaction cannot hold two operations on one item ({}, {})",
-                key.pk, key.sk
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// DynamoDB refuses a batch that names one key twice; applying the operations in order means the last
@@ -942,24 +915,6 @@ fn start_key_from_cursor(cursor: &Cursor) -> PortResult<HashMap<String, Attribut
         return Err(invalid());
     }
     Ok(item_to_sdk(&position))
-}
-
-/// The error and its causes on one line.
-pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    one_line(&parts.join(": "))
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

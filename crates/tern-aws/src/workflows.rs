@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::config::http::HttpResponse;
-use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::types::ExecutionStatus as SfnStatus;
 use jiff::Timestamp;
@@ -21,6 +21,8 @@ use tern_ports::{
     ExecutionDescription, ExecutionStatus, PortError, PortResult, PublishedVersion, Started,
     StateMachineSpec, Workflows,
 };
+
+use crate::error::{code_and_message, is_throttling, is_unreachable, one_line};
 
 /// The workflows port on Step Functions.
 pub struct SfnWorkflows {
@@ -423,39 +425,24 @@ fn sfn_failure<E>(doing: &str, error: SdkError<E, HttpResponse>) -> SfnFailure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::code)
-        .unwrap_or_default()
-        .to_string();
-    let message = error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::message)
-        .unwrap_or_default()
-        .to_string();
+    let (code, message) = code_and_message(&error);
+    let (code, message) = (code.to_string(), message.to_string());
     let client_error = error
         .raw_response()
         .is_some_and(|response| response.status().is_client_error());
-    let port = match (&error, code.as_str()) {
-        (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => {
-            PortError::Unavailable(format!(
-                "Step Functions cannot be reached ({doing}): {}",
-                one_line(&error)
+    let port = match code.as_str() {
+        _ if is_unreachable(&error) => PortError::Unavailable(format!(
+            "Step Functions cannot be reached ({doing}): {}",
+            one_line(&error)
+        )),
+        code if is_throttling(code) => {
+            PortError::Throttled(format!("Step Functions is throttling ({doing}): {message}"))
+        }
+        "AccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException" => {
+            PortError::Rejected(format!(
+                "Step Functions refused to {doing}: {code}: {message}"
             ))
         }
-        (
-            _,
-            "ThrottlingException"
-            | "Throttling"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded",
-        ) => PortError::Throttled(format!("Step Functions is throttling ({doing}): {message}")),
-        (
-            _,
-            "AccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException",
-        ) => PortError::Rejected(format!(
-            "Step Functions refused to {doing}: {code}: {message}"
-        )),
         _ => PortError::Other(format!(
             "Step Functions failed to {doing}: {}",
             one_line(&error)
@@ -482,15 +469,6 @@ fn token_error(failure: SfnFailure) -> PortError {
         "InvalidOutput" | "ValidationException" => PortError::Invalid(failure.message),
         _ => failure.port,
     }
-}
-
-/// The error and its causes on one line, as logs and problem responses want them.
-fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    DisplayErrorContext(error)
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tern_ports::blobs::{invalid_key, validate_list_limit};
 use tern_ports::{BlobMeta, BlobPage, Blobs, ByteStream, PortError, PortResult, UploadTarget};
 use tokio::io::AsyncWriteExt;
 
@@ -31,10 +32,8 @@ use tokio::io::AsyncWriteExt;
 const TEMP_PREFIX: &str = ".tern-tmp.";
 /// The size of the chunks `get_stream` reads.
 const READ_CHUNK: usize = 64 * 1024;
-/// S3's limits, kept here too so that a key or an upload target that works locally works on AWS.
-const MAX_KEY_BYTES: usize = 1024;
+/// S3's limit, kept here too so that an upload target that works locally works on AWS.
 const MAX_UPLOAD_EXPIRY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-const MAX_LIST_LIMIT: u32 = 1000;
 /// Most file systems refuse longer file names.
 const MAX_SEGMENT_BYTES: usize = 255;
 /// Separates upload-token signatures from any other use of the same secret.
@@ -188,12 +187,7 @@ impl DirBlobs {
         limit: u32,
     ) -> PortResult<BlobPage> {
         validate_prefix(prefix)?;
-        if limit == 0 {
-            return Err(PortError::Invalid(
-                "a blob listing's limit must be at least 1".into(),
-            ));
-        }
-        let limit = limit.min(MAX_LIST_LIMIT) as usize;
+        let limit = validate_list_limit(limit)? as usize;
         let root = self.root.clone();
         let prefix = prefix.to_string();
         let listed = tokio::task::spawn_blocking(move || {
@@ -395,64 +389,39 @@ fn page_of(mut found: Vec<BlobMeta>, limit: usize) -> BlobPage {
     }
 }
 
-/// Refuses keys that could leave the root or that a directory cannot hold.
+/// Refuses keys that could leave the root or that a directory cannot hold: the port's key rules, and no
+/// segment that is a write in progress or longer than a file name may be.
 fn validate_key(key: &str) -> PortResult<()> {
-    if key.is_empty() {
-        return Err(PortError::Invalid("a blob key must not be empty".into()));
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(invalid_key(
-            key,
-            &format!("is longer than {MAX_KEY_BYTES} bytes"),
-        ));
-    }
-    check_characters(key)?;
+    tern_ports::blobs::validate_key(key)?;
     key.split('/')
-        .try_for_each(|segment| check_segment(key, segment))
+        .try_for_each(|segment| check_file_name(key, segment))
 }
 
-/// A listing prefix follows the key rules, except that its last segment may be partial (or empty).
+/// The port's prefix rules, and the directory's for every segment but the last, partial one.
 fn validate_prefix(prefix: &str) -> PortResult<()> {
-    check_characters(prefix)?;
+    tern_ports::blobs::validate_prefix(prefix)?;
     match prefix.rsplit_once('/') {
         Some((dirs, _partial)) => dirs
             .split('/')
-            .try_for_each(|segment| check_segment(prefix, segment)),
+            .try_for_each(|segment| check_file_name(prefix, segment)),
         None => Ok(()),
     }
 }
 
-fn check_characters(key: &str) -> PortResult<()> {
-    if key.starts_with('/') {
-        return Err(invalid_key(key, "is absolute"));
-    }
-    if key.contains('\0') {
-        return Err(invalid_key(key, "contains a NUL character"));
-    }
-    if key.contains('\\') {
-        return Err(invalid_key(key, "contains a backslash"));
-    }
-    Ok(())
-}
-
-fn check_segment(key: &str, segment: &str) -> PortResult<()> {
-    match segment {
-        "" => Err(invalid_key(key, "has an empty segment")),
-        "." | ".." => Err(invalid_key(key, "has a `.` or `..` segment")),
-        _ if segment.starts_with(TEMP_PREFIX) => Err(invalid_key(
+fn check_file_name(key: &str, segment: &str) -> PortResult<()> {
+    if segment.starts_with(TEMP_PREFIX) {
+        return Err(invalid_key(
             key,
             &format!("uses the reserved name {TEMP_PREFIX}"),
-        )),
-        _ if segment.len() > MAX_SEGMENT_BYTES => Err(invalid_key(
+        ));
+    }
+    if segment.len() > MAX_SEGMENT_BYTES {
+        return Err(invalid_key(
             key,
             &format!("has a segment longer than {MAX_SEGMENT_BYTES} bytes"),
-        )),
-        _ => Ok(()),
+        ));
     }
-}
-
-fn invalid_key(key: &str, why: &str) -> PortError {
-    PortError::Invalid(format!("blob key {key:?} {why}"))
+    Ok(())
 }
 
 /// Errors that mean "no such object": the file is missing, or a path component is not a directory, or

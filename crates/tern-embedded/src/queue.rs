@@ -16,21 +16,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use tern_ports::queue::{MAX_RECEIVE, OutMessage, QueueSpec, Received};
+use tern_ports::queue::{
+    MAX_VISIBILITY_TIMEOUT, MAX_WAIT, OutMessage, QueueSpec, Received, validate_message,
+    validate_receive_max, validate_visibility_timeout,
+};
 use tern_ports::{PortError, PortResult, Queue};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::db::{Db, sqlite_error};
 
-/// SQS's longest delay.
-const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
-/// SQS's longest visibility timeout.
-const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
-/// SQS's longest long-poll; longer waits are shortened to it.
-const MAX_WAIT: Duration = Duration::from_secs(20);
-/// SQS's limit on message attributes.
-const MAX_ATTRIBUTES: usize = 10;
 /// SQS's limit on a receive count before a dead-letter move.
 const MAX_MAX_RECEIVES: u32 = 1000;
 /// SQS's default visibility timeout, given to a dead-letter queue that `declare` creates.
@@ -100,7 +95,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn receive(&self, queue: &str, max: u32, wait: Duration) -> PortResult<Vec<Received>> {
-        validate_max(max)?;
+        validate_receive_max(max)?;
         let deadline = Instant::now() + wait.min(MAX_WAIT);
         loop {
             // Registered before looking, so a send between the look and the wait still wakes us.
@@ -141,11 +136,7 @@ impl Queue for SqliteQueue {
         receipt: &str,
         timeout: Duration,
     ) -> PortResult<()> {
-        if timeout > MAX_VISIBILITY_TIMEOUT {
-            return Err(PortError::Invalid(format!(
-                "visibility timeout {timeout:?} for queue {queue} exceeds {MAX_VISIBILITY_TIMEOUT:?}"
-            )));
-        }
+        validate_visibility_timeout(queue, timeout)?;
         let (queue, receipt) = (queue.to_string(), receipt.to_string());
         self.db
             .call(move |conn| change_visibility(conn, &queue, &receipt, timeout))
@@ -239,44 +230,6 @@ fn validate_queue_name(name: &str) -> PortResult<()> {
         return Err(PortError::Invalid(format!(
             "queue name {name:?} must be 1 to 80 letters, digits, hyphens or underscores"
         )));
-    }
-    Ok(())
-}
-
-fn validate_max(max: u32) -> PortResult<()> {
-    if !(1..=MAX_RECEIVE).contains(&max) {
-        return Err(PortError::Invalid(format!(
-            "receive asks for {max} messages; it must be 1 to {MAX_RECEIVE}"
-        )));
-    }
-    Ok(())
-}
-
-/// SQS's rules for one message, checked for the whole batch before anything is stored.
-fn validate_message(queue: &str, index: usize, message: &OutMessage) -> PortResult<()> {
-    let refuse = |why: String| {
-        Err(PortError::Invalid(format!(
-            "message {index} to queue {queue}: {why}"
-        )))
-    };
-    if message.body.is_empty() {
-        return refuse("the body is empty".into());
-    }
-    if message.delay > MAX_DELAY {
-        return refuse(format!("delay {:?} exceeds {MAX_DELAY:?}", message.delay));
-    }
-    if message.attributes.len() > MAX_ATTRIBUTES {
-        return refuse(format!(
-            "{} attributes exceed the limit of {MAX_ATTRIBUTES}",
-            message.attributes.len()
-        ));
-    }
-    if let Some((name, _)) = message
-        .attributes
-        .iter()
-        .find(|(name, value)| name.is_empty() || value.is_empty())
-    {
-        return refuse(format!("attribute {name:?} has an empty name or value"));
     }
     Ok(())
 }
@@ -624,6 +577,7 @@ fn change_visibility(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tern_ports::queue::MAX_RECEIVE;
 
     async fn queue_with(visibility_timeout: Duration) -> (SqliteQueue, String) {
         let queue = SqliteQueue::new(Db::in_memory().expect("in-memory database")).expect("schema");

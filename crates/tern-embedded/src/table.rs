@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use serde::{Deserialize, Serialize};
-use tern_ports::table::{AttrValue, GSI1_PK, GSI1_SK, MAX_TRANSACT_ITEMS, PK, SK, TTL};
+use tern_ports::table::{
+    AttrValue, GSI1_PK, GSI1_SK, PK, SK, TTL, require_key, validate_query_limit,
+};
 use tern_ports::{
     Clock, Condition, Cursor, Index, Item, Key, Page, PortError, PortResult, Query, SortCondition,
     SystemClock, Table, TransactOp, Update, WriteOp,
@@ -159,11 +161,7 @@ impl Table for SqliteTable {
     }
 
     async fn query(&self, query: Query) -> PortResult<Page> {
-        if query.limit == Some(0) {
-            return Err(PortError::Invalid(
-                "a query limit must be at least 1".into(),
-            ));
-        }
+        validate_query_limit(query.limit)?;
         let after = query
             .cursor
             .as_ref()
@@ -273,42 +271,19 @@ fn apply_transaction(
     Ok(())
 }
 
-/// Checks what DynamoDB checks before running a transaction; returns each operation's key.
+/// The port's transaction checks, with this engine's checks of each operation; returns each operation's
+/// key.
 fn validate_transaction(ops: &[TransactOp]) -> PortResult<Vec<Key>> {
-    if ops.len() > MAX_TRANSACT_ITEMS {
-        return Err(PortError::Invalid(format!(
-            "a transaction holds at most {MAX_TRANSACT_ITEMS} operations, not {}",
-            ops.len()
-        )));
-    }
-    let mut seen = BTreeSet::new();
-    ops.iter()
-        .map(|op| {
-            let key = match op {
-                TransactOp::Put { item, .. } => validate_item(item)?,
-                TransactOp::Update { key, update, .. } => {
-                    if update.is_empty() {
-                        // DynamoDB requires an update expression inside a transaction.
-                        return Err(PortError::Invalid(
-                            "an update inside a transaction must change something".into(),
-                        ));
-                    }
-                    validate_update(update)?;
-                    validate_key(key).map(|()| key.clone())?
-                }
-                TransactOp::Delete { key, .. } | TransactOp::Check { key, .. } => {
-                    validate_key(key).map(|()| key.clone())?
-                }
-            };
-            if !seen.insert(key.clone()) {
-                return Err(PortError::Invalid(format!(
-                    "a transaction cannot hold two operations on one item ({}, {})",
-                    key.pk, key.sk
-                )));
-            }
-            Ok(key)
-        })
-        .collect()
+    tern_ports::table::validate_transaction(ops, |op| match op {
+        TransactOp::Put { item, .. } => validate_item(item),
+        TransactOp::Update { key, update, .. } => {
+            validate_update(update)?;
+            validate_key(key).map(|()| key.clone())
+        }
+        TransactOp::Delete { key, .. } | TransactOp::Check { key, .. } => {
+            validate_key(key).map(|()| key.clone())
+        }
+    })
 }
 
 fn validate_key(key: &Key) -> PortResult<()> {
@@ -332,9 +307,7 @@ fn validate_key_part(name: &str, value: &str, max_bytes: usize) -> PortResult<()
 
 /// The item's key, after checking its key and index attributes are what DynamoDB accepts.
 fn validate_item(item: &Item) -> PortResult<Key> {
-    let key = item.key().ok_or_else(|| {
-        PortError::Invalid(format!("an item needs string attributes {PK} and {SK}"))
-    })?;
+    let key = require_key(item)?;
     validate_key(&key)?;
     for name in [GSI1_PK, GSI1_SK] {
         match item.get(name) {

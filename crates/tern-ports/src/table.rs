@@ -4,14 +4,14 @@
 //! `gsi1`, is keyed by `gsi1pk`/`gsi1sk`: an item is in it only when it carries both. An item whose numeric
 //! `ttl` attribute (epoch seconds) is in the past is expired: both adapters treat it as absent on reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::error::PortResult;
+use crate::error::{PortError, PortResult};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -37,7 +37,11 @@ impl Number {
         if trimmed.parse::<i128>().is_ok() {
             return Some(Self(trimmed.to_string()));
         }
-        trimmed.parse::<f64>().ok().filter(|f| f.is_finite()).map(|_| Self(trimmed.to_string()))
+        trimmed
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|_| Self(trimmed.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -179,7 +183,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -231,7 +238,8 @@ impl Item {
 
     /// True when the item carries a `ttl` at or before `now_epoch_seconds`.
     pub fn is_expired(&self, now_epoch_seconds: i64) -> bool {
-        self.get_i64(TTL).is_some_and(|ttl| ttl <= now_epoch_seconds)
+        self.get_i64(TTL)
+            .is_some_and(|ttl| ttl <= now_epoch_seconds)
     }
 }
 
@@ -251,7 +259,10 @@ pub enum Condition {
 
 impl Condition {
     pub fn attr_equals(name: &str, value: impl Into<AttrValue>) -> Self {
-        Condition::AttrEquals { name: name.to_string(), value: value.into() }
+        Condition::AttrEquals {
+            name: name.to_string(),
+            value: value.into(),
+        }
     }
 
     /// Evaluates the condition against the stored item; adapters without native conditions use this.
@@ -259,7 +270,9 @@ impl Condition {
         match self {
             Condition::NotExists => current.is_none(),
             Condition::Exists => current.is_some(),
-            Condition::AttrEquals { name, value } => current.and_then(|item| item.get(name)) == Some(value),
+            Condition::AttrEquals { name, value } => {
+                current.and_then(|item| item.get(name)) == Some(value)
+            }
             Condition::VersionMatches(expected) => {
                 let stored = current.and_then(|item| item.get_i64(VERSION));
                 match stored {
@@ -308,7 +321,10 @@ impl Update {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.set_if_absent.is_empty() && self.remove.is_empty() && self.add.is_empty()
+        self.set.is_empty()
+            && self.set_if_absent.is_empty()
+            && self.remove.is_empty()
+            && self.add.is_empty()
     }
 
     /// Applies the update to `current` (or to a fresh item for `key`); adapters without native updates use this.
@@ -362,7 +378,9 @@ impl SortCondition {
         match self {
             SortCondition::All => true,
             SortCondition::Prefix(prefix) => sort_key.starts_with(prefix.as_str()),
-            SortCondition::Between(low, high) => low.as_str() <= sort_key && sort_key <= high.as_str(),
+            SortCondition::Between(low, high) => {
+                low.as_str() <= sort_key && sort_key <= high.as_str()
+            }
             SortCondition::GreaterThan(bound) => sort_key > bound.as_str(),
             SortCondition::GreaterOrEqual(bound) => sort_key >= bound.as_str(),
             SortCondition::LessThan(bound) => sort_key < bound.as_str(),
@@ -385,7 +403,9 @@ impl Cursor {
 
     /// Decodes a cursor made by `encode`; `None` when it was tampered with or made by another adapter.
     pub fn decode<T: for<'de> Deserialize<'de>>(&self) -> Option<T> {
-        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&self.0).ok()?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&self.0)
+            .ok()?;
         serde_json::from_slice(&json).ok()
     }
 }
@@ -405,11 +425,18 @@ pub struct Query {
 
 impl Query {
     pub fn new(pk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), forward: true, ..Self::default() }
+        Self {
+            pk: pk.into(),
+            forward: true,
+            ..Self::default()
+        }
     }
 
     pub fn on_gsi1(pk: impl Into<String>) -> Self {
-        Self { index: Index::Gsi1, ..Self::new(pk) }
+        Self {
+            index: Index::Gsi1,
+            ..Self::new(pk)
+        }
     }
 
     pub fn sort(mut self, sort: SortCondition) -> Self {
@@ -454,9 +481,19 @@ pub enum WriteOp {
 /// One operation of a transactional write. Either all apply or none does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransactOp {
-    Put { item: Item, condition: Option<Condition> },
-    Update { key: Key, update: Update, condition: Option<Condition> },
-    Delete { key: Key, condition: Option<Condition> },
+    Put {
+        item: Item,
+        condition: Option<Condition>,
+    },
+    Update {
+        key: Key,
+        update: Update,
+        condition: Option<Condition>,
+    },
+    Delete {
+        key: Key,
+        condition: Option<Condition>,
+    },
     /// Only checks a condition on another item.
     Check { key: Key, condition: Condition },
 }
@@ -465,9 +502,9 @@ impl TransactOp {
     pub fn key(&self) -> Option<Key> {
         match self {
             TransactOp::Put { item, .. } => item.key(),
-            TransactOp::Update { key, .. } | TransactOp::Delete { key, .. } | TransactOp::Check { key, .. } => {
-                Some(key.clone())
-            }
+            TransactOp::Update { key, .. }
+            | TransactOp::Delete { key, .. }
+            | TransactOp::Check { key, .. } => Some(key.clone()),
         }
     }
 
@@ -493,7 +530,12 @@ pub trait Table: Send + Sync {
     async fn put(&self, item: Item, condition: Option<Condition>) -> PortResult<()>;
 
     /// Updates (or creates) the item and returns it as stored afterwards.
-    async fn update(&self, key: &Key, update: Update, condition: Option<Condition>) -> PortResult<Item>;
+    async fn update(
+        &self,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> PortResult<Item>;
 
     /// Deletes the item and returns what was stored, if anything.
     async fn delete(&self, key: &Key, condition: Option<Condition>) -> PortResult<Option<Item>>;
@@ -508,4 +550,122 @@ pub trait Table: Send + Sync {
     /// At most 100 operations applied atomically; `PortError::TransactionCanceled` names the operations
     /// whose condition failed.
     async fn transact_write(&self, ops: Vec<TransactOp>) -> PortResult<()>;
+}
+
+/// The item's key, or `PortError::Invalid` when it lacks the string attributes `pk` and `sk`.
+pub fn require_key(item: &Item) -> PortResult<Key> {
+    item.key()
+        .ok_or_else(|| PortError::Invalid(format!("an item needs string attributes {PK} and {SK}")))
+}
+
+/// A query's limit, when it has one, is at least 1.
+pub fn validate_query_limit(limit: Option<u32>) -> PortResult<()> {
+    if limit == Some(0) {
+        return Err(PortError::Invalid(
+            "a query limit must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what DynamoDB checks before running a transaction, so that both engines refuse the same
+/// transactions and the error names the cause: at most [`MAX_TRANSACT_ITEMS`] operations, no empty update
+/// (DynamoDB requires an update expression inside a transaction), at most one operation per item.
+/// `key_of` gives an operation's key after the engine's own checks of it; the keys are returned in order.
+pub fn validate_transaction(
+    ops: &[TransactOp],
+    mut key_of: impl FnMut(&TransactOp) -> PortResult<Key>,
+) -> PortResult<Vec<Key>> {
+    if ops.len() > MAX_TRANSACT_ITEMS {
+        return Err(PortError::Invalid(format!(
+            "a transaction holds at most {MAX_TRANSACT_ITEMS} operations, not {}",
+            ops.len()
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    ops.iter()
+        .map(|op| {
+            if matches!(op, TransactOp::Update { update, .. } if update.is_empty()) {
+                return Err(PortError::Invalid(
+                    "an update inside a transaction must change something".into(),
+                ));
+            }
+            let key = key_of(op)?;
+            if !seen.insert(key.clone()) {
+                return Err(PortError::Invalid(format!(
+                    "a transaction cannot hold two operations on one item ({}, {})",
+                    key.pk, key.sk
+                )));
+            }
+            Ok(key)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    fn key_of(op: &TransactOp) -> PortResult<Key> {
+        match op {
+            TransactOp::Put { item, .. } => require_key(item),
+            other => Ok(other.key().expect("not a put")),
+        }
+    }
+
+    #[test]
+    fn an_item_without_its_key_attributes_is_invalid() {
+        assert_eq!(
+            require_key(&Item::new(&Key::new("p", "s"))),
+            Ok(Key::new("p", "s"))
+        );
+        assert_eq!(
+            require_key(&Item::default().with(PK, "p")),
+            Err(PortError::Invalid(
+                "an item needs string attributes pk and sk".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_query_limit_of_zero_is_invalid() {
+        assert_eq!(validate_query_limit(None), Ok(()));
+        assert_eq!(validate_query_limit(Some(1)), Ok(()));
+        assert!(matches!(
+            validate_query_limit(Some(0)),
+            Err(PortError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn transactions_are_checked_before_they_run() {
+        let put = |pk: &str| TransactOp::Put {
+            item: Item::new(&Key::new(pk, "s")),
+            condition: None,
+        };
+        assert_eq!(
+            validate_transaction(&[put("a"), put("b")], key_of),
+            Ok(vec![Key::new("a", "s"), Key::new("b", "s")])
+        );
+        let too_many: Vec<TransactOp> = (0..=MAX_TRANSACT_ITEMS)
+            .map(|i| put(&i.to_string()))
+            .collect();
+        assert!(matches!(
+            validate_transaction(&too_many, key_of),
+            Err(PortError::Invalid(_))
+        ));
+        let twice = validate_transaction(&[put("a"), put("a")], key_of);
+        assert!(
+            matches!(twice, Err(PortError::Invalid(why)) if why.contains("two operations on one item"))
+        );
+        let empty = TransactOp::Update {
+            key: Key::new("a", "s"),
+            update: Update::new(),
+            condition: None,
+        };
+        assert!(matches!(
+            validate_transaction(&[empty], |_| panic!("the empty update is refused first")),
+            Err(PortError::Invalid(why)) if why.contains("must change something")
+        ));
+    }
 }
