@@ -20,13 +20,27 @@ pub fn check(root: &Path) -> Result<()> {
     let cargo_lambda = venv.join("bin/cargo-lambda");
     if !cargo_lambda.exists() {
         run_checked(
-            Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", CARGO_LAMBDA]),
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                CARGO_LAMBDA,
+            ]),
             "pip install cargo-lambda",
         )?;
     }
-    run_checked(Command::new("rustup").args(["target", "add", TARGET]).current_dir(root), "rustup target add")?;
+    run_checked(
+        Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .current_dir(root),
+        "rustup target add",
+    )?;
     // cargo-lambda finds zig on PATH; the virtual environment's bin holds both.
-    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     run_checked(
         Command::new(&cargo_lambda)
             .args(["lambda", "build", "--release", "--arm64", "-p", "health"])
@@ -38,7 +52,14 @@ pub fn check(root: &Path) -> Result<()> {
 
     let watcher = Watcher::start(&cargo_lambda, &path, root)?;
     let output = Command::new(&cargo_lambda)
-        .args(["lambda", "invoke", "health", "--invoke-address", "127.0.0.1", "--invoke-port"])
+        .args([
+            "lambda",
+            "invoke",
+            "health",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
         .arg(INVOKE_PORT.to_string())
         .args(["--data-file", FIXTURE])
         .env("PATH", &path)
@@ -48,9 +69,15 @@ pub fn check(root: &Path) -> Result<()> {
     drop(watcher);
     let answer = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() || !answer.contains("\"statusCode\":200") {
-        bail!("cargo lambda invoke answered {answer} {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "cargo lambda invoke answered {answer} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    println!("xtask: cargo lambda invoke health answered {}", answer.trim());
+    println!(
+        "xtask: cargo lambda invoke health answered {}",
+        answer.trim()
+    );
     Ok(())
 }
 
@@ -60,7 +87,14 @@ struct Watcher(Child);
 impl Watcher {
     fn start(cargo_lambda: &Path, path: &str, root: &Path) -> Result<Self> {
         let child = Command::new(cargo_lambda)
-            .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
             .arg(INVOKE_PORT.to_string())
             .args(["-p", "health"])
             .env("PATH", path)

@@ -39,7 +39,11 @@ fn run(args: Vec<String>) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("moto") => {
-            let port = args.get(1).map(|p| p.parse()).transpose().context("PORT must be a number")?;
+            let port = args
+                .get(1)
+                .map(|p| p.parse())
+                .transpose()
+                .context("PORT must be a number")?;
             let tools = tools::ensure(&root)?;
             moto::run_foreground(&tools, port.unwrap_or(5055))
         }
@@ -86,7 +90,12 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
 
 fn lint(root: &Path, tools: &tools::Tools) -> Result<()> {
     let template = root.join("infra/template.yaml");
-    run_checked(Command::new(&tools.cfn_lint).arg(&template).current_dir(root), "cfn-lint")?;
+    run_checked(
+        Command::new(&tools.cfn_lint)
+            .arg(&template)
+            .current_dir(root),
+        "cfn-lint",
+    )?;
     println!("xtask: cfn-lint found nothing in {}", template.display());
 
     let machines = state_machine_files(root)?;
@@ -97,7 +106,10 @@ fn lint(root: &Path, tools: &tools::Tools) -> Result<()> {
             validator.arg("--json-path").arg(machine);
         }
         run_checked(&mut validator, "asl-validator")?;
-        println!("xtask: asl-validator accepted {} state machine(s)", machines.len());
+        println!(
+            "xtask: asl-validator accepted {} state machine(s)",
+            machines.len()
+        );
     }
     Ok(())
 }
@@ -107,7 +119,9 @@ fn state_machine_files(root: &Path) -> Result<Vec<PathBuf>> {
     let dir = root.join("statemachines");
     let mut files = Vec::new();
     if dir.is_dir() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
             let path = entry?.path();
             if path.extension().is_some_and(|ext| ext == "json") {
                 files.push(path);
@@ -119,7 +133,9 @@ fn state_machine_files(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub(crate) fn run_checked(command: &mut Command, what: &str) -> Result<()> {
-    let status = command.status().with_context(|| format!("cannot run {what}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
@@ -131,10 +147,17 @@ fn cargo_bin() -> String {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// An error and its causes on one line.
 fn one_line(error: &anyhow::Error) -> String {
-    error.chain().map(|cause| cause.to_string().replace('\n', " ")).collect::<Vec<_>>().join(": ")
+    error
+        .chain()
+        .map(|cause| cause.to_string().replace('\n', " "))
+        .collect::<Vec<_>>()
+        .join(": ")
 }

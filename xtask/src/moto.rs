@@ -56,7 +56,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("moto did not start listening on port {} within {limit:?}", self.port)
+        bail!(
+            "moto did not start listening on port {} within {limit:?}",
+            self.port
+        )
     }
 }
 
@@ -86,7 +89,9 @@ pub fn run_foreground(tools: &Tools, port: u16) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     configure(port)?;
-    println!("xtask: moto on http://127.0.0.1:{port} — export TERN_TEST_AWS_ENDPOINT=http://127.0.0.1:{port}");
+    println!(
+        "xtask: moto on http://127.0.0.1:{port} — export TERN_TEST_AWS_ENDPOINT=http://127.0.0.1:{port}"
+    );
     let status = child.wait()?;
     if !status.success() {
         bail!("moto exited with {status}");

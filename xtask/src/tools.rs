@@ -31,17 +31,26 @@ pub fn ensure(root: &Path) -> Result<Tools> {
         cfn_lint: venv.join("bin/cfn-lint"),
         asl_validator: node.join("node_modules/.bin/asl-validator"),
     };
-    let wanted = format!("{}\n{}\n", PYTHON_REQUIREMENTS.join(" "), NODE_REQUIREMENTS.join(" "));
+    let wanted = format!(
+        "{}\n{}\n",
+        PYTHON_REQUIREMENTS.join(" "),
+        NODE_REQUIREMENTS.join(" ")
+    );
     let stamp = home.join("installed.txt");
     let installed = std::fs::read_to_string(&stamp).unwrap_or_default();
-    let complete = [&tools.moto_server, &tools.cfn_lint, &tools.asl_validator].iter().all(|p| p.exists());
+    let complete = [&tools.moto_server, &tools.cfn_lint, &tools.asl_validator]
+        .iter()
+        .all(|p| p.exists());
     if installed == wanted && complete {
         return Ok(tools);
     }
 
     println!("xtask: installing test tools into {}", home.display());
     if !venv.join("bin/pip").exists() {
-        run_checked(Command::new(python()).args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+        run_checked(
+            Command::new(python()).args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
     }
     run_checked(
         Command::new(venv.join("bin/pip"))

@@ -20,7 +20,8 @@ pub async fn sdk_config_from_env() -> SdkConfig {
 
 /// The SDK configuration for an explicit endpoint (moto) with static test credentials.
 pub async fn sdk_config_for_endpoint(endpoint: &str, region: &str) -> SdkConfig {
-    let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tern-static");
+    let credentials =
+        aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tern-static");
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region.to_string()))

@@ -23,6 +23,9 @@ pub fn endpoint() -> String {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    assert!(reachable, "moto is not reachable at {endpoint} ({ENDPOINT_ENV}); start it with `cargo xtask moto`");
+    assert!(
+        reachable,
+        "moto is not reachable at {endpoint} ({ENDPOINT_ENV}); start it with `cargo xtask moto`"
+    );
     endpoint
 }

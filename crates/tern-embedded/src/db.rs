@@ -16,8 +16,9 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database file in WAL mode.
     pub fn open(path: &Path) -> PortResult<Self> {
-        let conn = Connection::open(path)
-            .map_err(|e| PortError::Unavailable(format!("cannot open database {}: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(|e| {
+            PortError::Unavailable(format!("cannot open database {}: {e}", path.display()))
+        })?;
         Self::configure(conn)
     }
 
@@ -35,7 +36,9 @@ impl Db {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(sqlite_error)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `work` with the connection on a blocking thread.
@@ -46,7 +49,9 @@ impl Db {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| PortError::Other("database lock poisoned".into()))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| PortError::Other("database lock poisoned".into()))?;
             work(&mut guard)
         })
         .await
@@ -54,8 +59,14 @@ impl Db {
     }
 
     /// Runs `work` with the connection on the current thread (for setup code and migrations).
-    pub fn call_blocking<T>(&self, work: impl FnOnce(&mut Connection) -> PortResult<T>) -> PortResult<T> {
-        let mut guard = self.conn.lock().map_err(|_| PortError::Other("database lock poisoned".into()))?;
+    pub fn call_blocking<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> PortResult<T>,
+    ) -> PortResult<T> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| PortError::Other("database lock poisoned".into()))?;
         work(&mut guard)
     }
 }
@@ -63,7 +74,9 @@ impl Db {
 /// Maps an SQLite failure to the port error; a busy database is a throttle, the rest is unexpected.
 pub fn sqlite_error(error: rusqlite::Error) -> PortError {
     match &error {
-        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DatabaseBusy => {
+        rusqlite::Error::SqliteFailure(code, _)
+            if code.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
             PortError::Throttled(error.to_string())
         }
         _ => PortError::Other(format!("sqlite: {error}")),

@@ -65,7 +65,12 @@ pub trait Workflows: Send + Sync {
     async fn start(&self, target: &str, name: &str, input: Value) -> PortResult<Started>;
 
     /// Stops a running execution (status `Aborted`); stopping a finished one changes nothing.
-    async fn stop(&self, execution: &str, error: Option<&str>, cause: Option<&str>) -> PortResult<()>;
+    async fn stop(
+        &self,
+        execution: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> PortResult<()>;
 
     /// Completes the task waiting on `token` with `output`.
     async fn send_task_success(&self, token: &str, output: Value) -> PortResult<()>;

@@ -5,15 +5,38 @@
 use std::process::Command;
 
 /// Crates that belong to an engine or a host, never to the ports or the domain.
-const ENGINE_CRATES: &[&str] = &["aws-sdk-", "aws-config", "lambda_", "rusqlite", "libsqlite3-sys", "axum", "hyper"];
+const ENGINE_CRATES: &[&str] = &[
+    "aws-sdk-",
+    "aws-config",
+    "lambda_",
+    "rusqlite",
+    "libsqlite3-sys",
+    "axum",
+    "hyper",
+];
 
 fn normal_dependencies(package: &str) -> Vec<String> {
     let output = Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--edges", "normal", "--prefix", "none", "--format", "{p}", "-p", package])
+        .args([
+            "tree",
+            "--offline",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+            "-p",
+            package,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo tree runs");
-    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout)
         .expect("cargo tree prints UTF-8")
         .lines()
@@ -23,7 +46,10 @@ fn normal_dependencies(package: &str) -> Vec<String> {
 
 fn engine_dependencies_of(package: &str) -> Vec<String> {
     let dependencies = normal_dependencies(package);
-    assert!(dependencies.iter().any(|name| name == package), "cargo tree did not list {package} itself");
+    assert!(
+        dependencies.iter().any(|name| name == package),
+        "cargo tree did not list {package} itself"
+    );
     dependencies
         .into_iter()
         .filter(|name| ENGINE_CRATES.iter().any(|engine| name.starts_with(engine)))
@@ -48,7 +74,11 @@ fn the_asl_interpreter_depends_on_no_engine() {
 #[test]
 fn the_embedded_engine_is_seen_as_an_engine() {
     // Proves the check can fail: the embedded adapters do depend on SQLite.
-    assert!(engine_dependencies_of("tern-embedded").iter().any(|name| name == "rusqlite"));
+    assert!(
+        engine_dependencies_of("tern-embedded")
+            .iter()
+            .any(|name| name == "rusqlite")
+    );
 }
 
 #[test]

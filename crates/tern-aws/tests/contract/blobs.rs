@@ -93,13 +93,7 @@ async fn a_missing_bucket_is_not_found_and_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_unavailable_in_one_line() {
-    // Nothing listens on port 9 (discard) of the loopback; no retries, so the case fails fast.
-    let config =
-        tern_aws::sdk_config_for_endpoint("http://127.0.0.1:9", tern_contract::moto::REGION)
-            .await
-            .into_builder()
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
+    let config = crate::unreachable_config().await;
     let result = S3Blobs::new(&config, "any-bucket").get("k").await;
     assert!(
         matches!(&result, Err(PortError::Unavailable(message)) if !message.contains('\n')),

@@ -135,13 +135,7 @@ async fn verify_identity_is_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_unavailable_in_one_line() {
-    // Nothing listens on port 9 (discard) of the loopback; no retries, so the case fails fast.
-    let config =
-        tern_aws::sdk_config_for_endpoint("http://127.0.0.1:9", tern_contract::moto::REGION)
-            .await
-            .into_builder()
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
+    let config = crate::unreachable_config().await;
     let email = OutgoingEmail {
         from: "tern@example.com".into(),
         to: vec!["ada@example.com".into()],

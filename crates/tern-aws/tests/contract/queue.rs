@@ -16,8 +16,8 @@ tern_contract::queue_contract!(sqs_queue());
 /// Nothing listens on the discard port: the adapter reports the endpoint as unavailable, on one line.
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable() {
-    let endpoint = "http://127.0.0.1:9";
-    let config = tern_aws::sdk_config_for_endpoint(endpoint, tern_contract::moto::REGION).await;
+    let endpoint = crate::UNREACHABLE_ENDPOINT;
+    let config = crate::unreachable_config().await;
     let queue = SqsQueue::new(&config, HashMap::new());
 
     let error = queue

@@ -108,8 +108,7 @@ async fn a_missing_table_is_not_found_by_name() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable_in_one_line() {
-    let config =
-        tern_aws::sdk_config_for_endpoint("http://127.0.0.1:9", tern_contract::moto::REGION).await;
+    let config = crate::unreachable_config().await;
     let table = DynamoTable::new(&config, "any-table");
     match table.get(&Key::new("p", "s")).await {
         Err(PortError::Unavailable(message)) => {

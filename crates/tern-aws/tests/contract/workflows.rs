@@ -114,8 +114,7 @@ async fn publishing_without_a_role_is_invalid() {
 /// Nothing listens on the discard port: the adapter reports Step Functions as unavailable, on one line.
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable() {
-    let config =
-        tern_aws::sdk_config_for_endpoint("http://127.0.0.1:9", tern_contract::moto::REGION).await;
+    let config = crate::unreachable_config().await;
     let workflows = SfnWorkflows::new(&config, Some(ROLE_ARN.to_string()));
     let error = workflows
         .publish(&spec("wf-unreachable", None))
