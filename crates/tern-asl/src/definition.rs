@@ -454,6 +454,14 @@ fn parse_fail(fields: &Fields) -> Result<State, DefinitionError> {
 }
 
 /// The fields of one state, with accessors whose errors name the state and the field.
+/// One entry of `Retry` or `Catch`, checked for its fields and `ErrorEquals`.
+struct ErrorHandler<'a> {
+    /// Where it stands, e.g. `Retry[0]`.
+    field: String,
+    fields: Fields<'a>,
+    error_equals: Vec<String>,
+}
+
 struct Fields<'a> {
     state: &'a str,
     map: &'a Map<String, Value>,
@@ -567,38 +575,18 @@ impl<'a> Fields<'a> {
     }
 
     fn retriers(&self) -> Result<Vec<Retrier>, DefinitionError> {
-        let Some(list) = self.map.get("Retry") else {
-            return Ok(Vec::new());
-        };
-        let list = list
-            .as_array()
-            .ok_or_else(|| self.error("Retry", "must be an array"))?;
-        let mut retriers = Vec::with_capacity(list.len());
-        for (index, value) in list.iter().enumerate() {
-            let field = format!("Retry[{index}]");
-            let map = value
-                .as_object()
-                .ok_or_else(|| self.error(&field, "must be an object"))?;
-            let inner = Fields {
-                state: self.state,
-                map,
-            };
-            let error_equals = self.error_equals(&field, map, index + 1 == list.len())?;
-            let scoped = |name: &str| format!("{field}.{name}");
-            for key in map.keys() {
-                if !matches!(
-                    key.as_str(),
-                    "ErrorEquals"
-                        | "IntervalSeconds"
-                        | "MaxAttempts"
-                        | "BackoffRate"
-                        | "MaxDelaySeconds"
-                        | "JitterStrategy"
-                        | "Comment"
-                ) {
-                    return Err(self.error(&scoped(key), "is not a field of a retrier"));
-                }
-            }
+        const FIELDS: &[&str] = &[
+            "ErrorEquals",
+            "IntervalSeconds",
+            "MaxAttempts",
+            "BackoffRate",
+            "MaxDelaySeconds",
+            "JitterStrategy",
+            "Comment",
+        ];
+        self.error_handlers("Retry", FIELDS, "a retrier", |handler| {
+            let scoped = |name: &str| format!("{}.{name}", handler.field);
+            let inner = &handler.fields;
             let interval_seconds = inner
                 .u64("IntervalSeconds")
                 .map_err(|e| self.error(&scoped("IntervalSeconds"), e.message))?
@@ -612,7 +600,7 @@ impl<'a> Fields<'a> {
                 .unwrap_or(3);
             let max_attempts = u32::try_from(max_attempts)
                 .map_err(|_| self.error(&scoped("MaxAttempts"), "is too large"))?;
-            let backoff_rate = match map.get("BackoffRate") {
+            let backoff_rate = match inner.map.get("BackoffRate") {
                 None => 2.0,
                 Some(value) => value.as_f64().filter(|rate| *rate >= 1.0).ok_or_else(|| {
                     self.error(&scoped("BackoffRate"), "must be a number of at least 1.0")
@@ -624,7 +612,7 @@ impl<'a> Fields<'a> {
             if max_delay_seconds == Some(0) {
                 return Err(self.error(&scoped("MaxDelaySeconds"), "must be a positive integer"));
             }
-            match map.get("JitterStrategy") {
+            match inner.map.get("JitterStrategy") {
                 None => {}
                 Some(Value::String(strategy)) if strategy == "NONE" || strategy == "FULL" => {}
                 Some(_) => {
@@ -633,59 +621,76 @@ impl<'a> Fields<'a> {
                     );
                 }
             }
-            retriers.push(Retrier {
-                error_equals,
+            Ok(Retrier {
+                error_equals: handler.error_equals,
                 interval_seconds,
                 max_attempts,
                 backoff_rate,
                 max_delay_seconds,
-            });
-        }
-        Ok(retriers)
+            })
+        })
     }
 
     fn catchers(&self) -> Result<Vec<Catcher>, DefinitionError> {
-        let Some(list) = self.map.get("Catch") else {
+        const FIELDS: &[&str] = &["ErrorEquals", "Next", "ResultPath", "Comment"];
+        self.error_handlers("Catch", FIELDS, "a catcher", |handler| {
+            let field = &handler.field;
+            let next = handler
+                .fields
+                .required_string("Next")
+                .map_err(|e| self.error(&format!("{field}.Next"), e.message))?
+                .to_string();
+            let result_path = handler
+                .fields
+                .nullable_path("ResultPath")
+                .map_err(|e| self.error(&format!("{field}.ResultPath"), e.message))?;
+            Ok(Catcher {
+                error_equals: handler.error_equals,
+                next,
+                result_path,
+            })
+        })
+    }
+
+    /// Parses `Retry` or `Catch`: an array of objects, each with only `allowed` fields and a valid
+    /// `ErrorEquals`, handed to `parse` one by one.
+    fn error_handlers<T>(
+        &self,
+        name: &str,
+        allowed: &[&str],
+        kind: &str,
+        mut parse: impl FnMut(ErrorHandler<'a>) -> Result<T, DefinitionError>,
+    ) -> Result<Vec<T>, DefinitionError> {
+        let Some(list) = self.map.get(name) else {
             return Ok(Vec::new());
         };
         let list = list
             .as_array()
-            .ok_or_else(|| self.error("Catch", "must be an array"))?;
-        let mut catchers = Vec::with_capacity(list.len());
+            .ok_or_else(|| self.error(name, "must be an array"))?;
+        let mut parsed = Vec::with_capacity(list.len());
         for (index, value) in list.iter().enumerate() {
-            let field = format!("Catch[{index}]");
+            let field = format!("{name}[{index}]");
             let map = value
                 .as_object()
                 .ok_or_else(|| self.error(&field, "must be an object"))?;
-            let inner = Fields {
+            if let Some(key) = map.keys().find(|key| !allowed.contains(&key.as_str())) {
+                return Err(self.error(
+                    &format!("{field}.{key}"),
+                    format!("is not a field of {kind}"),
+                ));
+            }
+            let error_equals = self.error_equals(&field, map, index + 1 == list.len())?;
+            let fields = Fields {
                 state: self.state,
                 map,
             };
-            for key in map.keys() {
-                if !matches!(
-                    key.as_str(),
-                    "ErrorEquals" | "Next" | "ResultPath" | "Comment"
-                ) {
-                    return Err(
-                        self.error(&format!("{field}.{key}"), "is not a field of a catcher")
-                    );
-                }
-            }
-            let error_equals = self.error_equals(&field, map, index + 1 == list.len())?;
-            let next = inner
-                .required_string("Next")
-                .map_err(|e| self.error(&format!("{field}.Next"), e.message))?
-                .to_string();
-            let result_path = inner
-                .nullable_path("ResultPath")
-                .map_err(|e| self.error(&format!("{field}.ResultPath"), e.message))?;
-            catchers.push(Catcher {
+            parsed.push(parse(ErrorHandler {
+                field,
+                fields,
                 error_equals,
-                next,
-                result_path,
-            });
+            })?);
         }
-        Ok(catchers)
+        Ok(parsed)
     }
 
     fn error_equals(
