@@ -7,9 +7,10 @@
 //! queue's maximum receives), which is SQS's partial batch response.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tern_ports::Received;
+use tern_ports::{DeadLetter, QueueSpec, Received};
 
 use crate::AppState;
 
@@ -46,4 +47,32 @@ pub trait QueueHandler: Send + Sync {
 /// sender and the lake writer — register here as they are written.
 pub fn queue_handlers() -> Vec<Arc<dyn QueueHandler>> {
     Vec::new()
+}
+
+/// The queues Tern uses. On AWS the SAM template declares the same
+/// queues with the same policy; the local engine and the tests declare them from [`queue_specs`].
+pub const QUEUES: &[&str] = &["send", "lake"];
+/// A message received this many times without being deleted moves to its queue's dead-letter queue.
+pub const MAX_RECEIVES: u32 = 5;
+/// How long a received message stays invisible before it may be received again.
+pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The dead-letter queue of `queue`.
+pub fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}-dlq")
+}
+
+/// The declaration of each of [`QUEUES`].
+pub fn queue_specs() -> Vec<QueueSpec> {
+    QUEUES
+        .iter()
+        .map(|name| QueueSpec {
+            name: (*name).to_string(),
+            visibility_timeout: VISIBILITY_TIMEOUT,
+            dead_letter: Some(DeadLetter {
+                queue: dead_letter_queue(name),
+                max_receives: MAX_RECEIVES,
+            }),
+        })
+        .collect()
 }

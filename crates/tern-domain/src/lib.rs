@@ -4,6 +4,7 @@
 //! HTTP framework, so every rule here runs the same on both engines.
 
 pub mod error;
+pub mod ingest;
 pub mod layout;
 pub mod secret;
 pub mod workspace;

@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+use tern_app::queues::queue_specs;
 use tern_app::{AppConfig, AppState};
 use tern_embedded::Db;
 use tern_embedded::blobs::DirBlobs;
@@ -18,7 +18,7 @@ use tern_embedded::mail::Outbox;
 use tern_embedded::queue::SqliteQueue;
 use tern_embedded::table::SqliteTable;
 use tern_embedded::workflows::EmbeddedWorkflows;
-use tern_ports::{Clock, DeadLetter, Ports, Queue, QueueSpec, SystemClock};
+use tern_ports::{Clock, Ports, Queue, SystemClock};
 
 use crate::error::LocalError;
 use crate::secret;
@@ -28,33 +28,6 @@ pub const DATABASE_FILE: &str = "tern.db";
 pub const BLOBS_DIR: &str = "blobs";
 pub const OUTBOX_DIR: &str = "outbox";
 pub const SECRET_FILE: &str = "secret";
-
-/// The queues Tern uses. On AWS the SAM template declares the same queues with the same policy.
-pub const QUEUES: &[&str] = &["send", "lake"];
-/// A message received this many times without being deleted moves to its queue's dead-letter queue.
-pub const MAX_RECEIVES: u32 = 5;
-/// How long a received message stays invisible before it may be received again.
-pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The dead-letter queue of `queue`.
-pub fn dead_letter_queue(queue: &str) -> String {
-    format!("{queue}-dlq")
-}
-
-/// The declaration of each of [`QUEUES`].
-pub fn queue_specs() -> Vec<QueueSpec> {
-    QUEUES
-        .iter()
-        .map(|name| QueueSpec {
-            name: (*name).to_string(),
-            visibility_timeout: VISIBILITY_TIMEOUT,
-            dead_letter: Some(DeadLetter {
-                queue: dead_letter_queue(name),
-                max_receives: MAX_RECEIVES,
-            }),
-        })
-        .collect()
-}
 
 /// How to open the engine.
 #[derive(Clone)]

@@ -10,6 +10,7 @@ pub mod server;
 mod tasks;
 pub mod worker;
 
-pub use engine::{Engine, EngineOptions, QUEUES};
+pub use engine::{Engine, EngineOptions};
+pub use tern_app::queues::QUEUES;
 pub use error::LocalError;
 pub use server::{DEFAULT_ADDR, ServeOptions, Server, serve, shutdown_signal};

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_local::engine::{BLOBS_DIR, DATABASE_FILE, OUTBOX_DIR, SECRET_FILE, dead_letter_queue};
+use tern_app::queues::dead_letter_queue;
+use tern_local::engine::{BLOBS_DIR, DATABASE_FILE, OUTBOX_DIR, SECRET_FILE};
 use tern_local::{Engine, EngineOptions, LocalError, QUEUES};
 use tern_ports::{OutMessage, Workflows as _};
 

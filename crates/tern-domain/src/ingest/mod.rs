@@ -1,0 +1,6 @@
+//! Ingestion: Segment's tracking calls turned into accepted events, stored as profiles, a hot copy of recent
+//! events and lake batches.
+
+pub mod event;
+
+pub use event::{Event, EventKind, LakeBatch, Subject};
