@@ -1,6 +1,6 @@
 //! Tern's development tasks (`cargo xtask <task>`), kept in code rather than shell scripts.
 //!
-//! - `test`: installs the test tools (moto, cfn-lint, asl-validator) into `.tern-tools/`, starts moto on a
+//! - `test`: installs the test tools (moto, cfn-lint, duckdb, asl-validator, the tracking SDKs) into `.tern-tools/`, starts moto on a
 //!   free loopback port with its Step Functions interpreter on, runs every Rust test against both engines,
 //!   lints the infrastructure, and stops moto whatever happened.
 //! - `moto`: runs the same moto server in the foreground, for working on the AWS adapters.
@@ -79,6 +79,9 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
     for (name, value) in server.client_env() {
         cargo.env(name, value);
     }
+    cargo
+        .env("TERN_TEST_PYTHON", &tools.python)
+        .env("TERN_TEST_NODE_MODULES", &tools.node_modules);
     run_checked(&mut cargo, "cargo test")?;
     drop(server);
 

@@ -10,11 +10,20 @@ use anyhow::{Context, Result};
 use crate::run_checked;
 
 /// What pip installs. Changing this list reinstalls on the next run.
-const PYTHON_REQUIREMENTS: &[&str] = &["moto[server]==5.2.5", "cfn-lint==1.58.0"];
+const PYTHON_REQUIREMENTS: &[&str] = &["moto[server]==5.2.5", "cfn-lint==1.58.0", "duckdb==2.0.0"];
 /// What npm installs.
-const NODE_REQUIREMENTS: &[&str] = &["asl-validator@4.0.0"];
+const NODE_REQUIREMENTS: &[&str] = &[
+    "asl-validator@4.0.0",
+    // The official tracking SDKs, which the compatibility tests point at a local Tern.
+    "@segment/analytics-node@3.1.0",
+    "@rudderstack/rudder-sdk-node@3.0.13",
+];
 
 pub struct Tools {
+    /// The virtual environment's Python, with duckdb for reading the lake in tests.
+    pub python: PathBuf,
+    /// The `node_modules` directory holding the tracking SDKs.
+    pub node_modules: PathBuf,
     pub moto_server: PathBuf,
     pub cfn_lint: PathBuf,
     pub asl_validator: PathBuf,
@@ -27,6 +36,8 @@ pub fn ensure(root: &Path) -> Result<Tools> {
     let venv = home.join("venv");
     let node = home.join("node");
     let tools = Tools {
+        python: venv.join("bin/python"),
+        node_modules: node.join("node_modules"),
         moto_server: venv.join("bin/moto_server"),
         cfn_lint: venv.join("bin/cfn-lint"),
         asl_validator: node.join("node_modules/.bin/asl-validator"),

@@ -16,7 +16,8 @@ use crate::AppState;
 use crate::problem::ApiError;
 
 const BEARER_CHALLENGE: &str = "Bearer";
-const BASIC_CHALLENGE: &str = "Basic realm=\"tern\"";
+/// The challenge of a 401 for a missing or unusable write key.
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"tern\"";
 
 /// A request made with a valid admin key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,13 @@
 
 pub mod auth;
 pub mod health;
+pub mod imports;
+pub mod lake;
 pub mod problem;
 pub mod queues;
 pub mod trace;
+pub mod tracking;
+pub mod users;
 pub mod workspace;
 
 use axum::Router;
@@ -54,6 +58,9 @@ pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.config.max_body_bytes;
     Router::new()
         .merge(health::routes())
+        .merge(tracking::routes())
+        .merge(users::routes())
+        .merge(imports::routes())
         .route("/v1/workspace", get(workspace::current))
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)

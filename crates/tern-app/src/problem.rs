@@ -21,6 +21,16 @@ pub struct ProblemBody {
     pub code: String,
     pub field: Option<String>,
     pub message: String,
+    /// One entry per faulty input when a request had several (the messages of a batch); absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One faulty input of a request: its JSON path and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
 }
 
 /// An error on its way to becoming an HTTP answer.
@@ -32,6 +42,8 @@ pub struct ApiError {
     pub message: String,
     /// The `WWW-Authenticate` challenge a 401 carries, naming the scheme the caller should use.
     pub challenge: Option<&'static str>,
+    /// The faulty inputs, when there are several.
+    pub errors: Vec<FieldError>,
 }
 
 impl ApiError {
@@ -42,11 +54,17 @@ impl ApiError {
             field: None,
             message: message.into(),
             challenge: None,
+            errors: Vec::new(),
         }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
         self
     }
 
@@ -85,6 +103,7 @@ impl ApiError {
             code: self.code.to_string(),
             field: self.field.clone(),
             message: self.message.clone(),
+            errors: self.errors.clone(),
         }
     }
 }
@@ -200,6 +219,22 @@ mod tests {
             body,
             serde_json::json!({"status": 400, "code": "invalid", "field": "name", "message": "must not be empty"})
         );
+    }
+
+    #[tokio::test]
+    async fn several_faults_are_listed_in_errors() {
+        let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_messages", "2 rejected")
+            .with_errors(vec![FieldError {
+                field: "batch[1].userId".into(),
+                message: "is required".into(),
+            }]);
+        let (_, _, body) = parts(error).await;
+        assert_eq!(
+            body["errors"],
+            serde_json::json!([{"field": "batch[1].userId", "message": "is required"}])
+        );
+        let (_, _, body) = parts(ApiError::not_found("x")).await;
+        assert!(body.get("errors").is_none());
     }
 
     #[tokio::test]

@@ -38,6 +38,11 @@ pub enum Command {
     // A missing subcommand is a one-line usage error like any other, not a page of help.
     #[command(subcommand, arg_required_else_help = false)]
     Workspace(WorkspaceCommand),
+    /// Import profiles from a CSV file into a running Tern, with a progress bar.
+    ///
+    /// The first row names the columns: userId (or user_id, id), email and anonymousId identify the
+    /// profile; every other column is a trait. See docs/imports.md.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +64,28 @@ pub struct UpArgs {
     #[arg(long, env = "TERN_SMTP_RELAY", value_name = "URL")]
     pub smtp_relay: Option<String>,
 }
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file to import.
+    pub file: PathBuf,
+
+    /// The base URL of Tern's API: `tern up`'s address, or a deployed stack's API URL.
+    #[arg(long, env = "TERN_URL", default_value = DEFAULT_URL, value_name = "URL")]
+    pub url: String,
+
+    /// The workspace's admin key (ta_…).
+    #[arg(
+        long,
+        env = "TERN_ADMIN_KEY",
+        hide_env_values = true,
+        value_name = "ADMIN_KEY"
+    )]
+    pub key: Option<String>,
+}
+
+/// Where `tern import` finds Tern unless told otherwise: `tern up` on its default address.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:3000";
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceCommand {
@@ -83,7 +110,7 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Up(_) => "info",
-            Command::Workspace(_) => "warn",
+            Command::Workspace(_) | Command::Import(_) => "warn",
         }
     }
 }
@@ -127,6 +154,33 @@ mod tests {
         };
         assert_eq!(args.addr, "127.0.0.1:3000".parse().unwrap());
         assert!(!args.allow_non_loopback);
+    }
+
+    #[test]
+    fn import_takes_a_file_and_defaults_to_the_local_server() {
+        let cli = Cli::try_parse_from(["tern", "import", "people.csv"]).unwrap();
+        let Command::Import(args) = cli.command else {
+            panic!("expected import")
+        };
+        assert_eq!(args.file, PathBuf::from("people.csv"));
+        assert_eq!(args.url, DEFAULT_URL);
+        let cli = Cli::try_parse_from([
+            "tern",
+            "import",
+            "p.csv",
+            "--url",
+            "https://x.example",
+            "--key",
+            "ta_1",
+        ])
+        .unwrap();
+        let Command::Import(args) = cli.command else {
+            panic!("expected import")
+        };
+        assert_eq!(
+            (args.url.as_str(), args.key.as_deref()),
+            ("https://x.example", Some("ta_1"))
+        );
     }
 
     #[test]

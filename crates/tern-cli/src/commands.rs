@@ -21,6 +21,7 @@ pub async fn run(command: Command, data_dir: &Path) -> anyhow::Result<()> {
         Command::Workspace(WorkspaceCommand::List { json }) => {
             list_workspaces(data_dir, json).await
         }
+        Command::Import(args) => crate::import::run(args).await,
     }
 }
 

@@ -1,9 +1,11 @@
-//! `tern`: run Tern on the embedded engine (`tern up`) and administer it (`tern workspace …`).
+//! `tern`: run Tern on the embedded engine (`tern up`), administer it (`tern workspace …`) and import
+//! profiles into any Tern (`tern import`).
 //!
 //! Every failure ends the same way: one line on stderr (`error: what: why: cause`) and exit code 1.
 
 mod cli;
 mod commands;
+mod import;
 mod logging;
 mod report;
 

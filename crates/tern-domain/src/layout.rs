@@ -2,23 +2,51 @@
 //!
 //! All of Tern's data lives in one table (DynamoDB on AWS, SQLite locally). Keys are built only here, so
 //! that the whole scheme can be read in one place and a new feature can see what is taken. Components are
-//! joined with `#`; identifiers never contain `#`.
+//! joined with `#`; an identifier that comes from outside (a user id, a message id…) is escaped with
+//! [`key_part`] first, so it never contains `#` and one key can never be read as another.
 //!
 //! | item | `pk` | `sk` | `gsi1pk` | `gsi1sk` |
 //! |---|---|---|---|---|
 //! | workspace | `WS#<workspace id>` | `WORKSPACE` | `WORKSPACES` | `<created, sortable>#<workspace id>` |
 //! | API key | `KEY#<sha-256 of the key, hex>` | `KEY` | — | — |
+//! | user profile | `WS#<ws>#U#<userId>` | `PROFILE` | `WS#<ws>#USERS#<shard 0..7>` | `<userId>` (raw) |
+//! | anonymous profile | `WS#<ws>#ANON#<anonymousId>` | `PROFILE` | — | — |
+//! | hot event | the profile's `pk` | `EV#<timestamp, sortable>#<messageId>` | — | — |
+//! | profile's group | the profile's `pk` | `GROUP#<groupId>` | — | — |
+//! | dedupe marker | `WS#<ws>#MSG#<messageId>` | `MSG` | — | — |
+//! | identity link | `WS#<ws>#ID#<anonymousId or previousId>` | `ID` | — | — |
+//! | group | `WS#<ws>#G#<groupId>` | `GROUP` | — | — |
+//! | group member | `WS#<ws>#G#<groupId>` | `MEMBER#<userId>` or `MEMBER#ANON#<anonymousId>` | — | — |
+//! | import | `WS#<ws>` | `IMPORT#<importId>` | — | — |
+//! | import row error | `WS#<ws>` | `IMPORT#<importId>#ERR#<row, 12 digits>` | — | — |
+//!
+//! Attributes of a profile: each trait as `t:<name>` holding the trait's JSON text, so that an identify
+//! merges with one update and no read; each linked identity (an anonymousId or an alias's previousId) as
+//! `a:<id>` holding when it was linked; `user_id` or `anonymous_id`, `timezone`, `context` (JSON text),
+//! `first_seen`, `last_seen`. A group keeps its traits the same way. Hot events and dedupe markers carry a
+//! `ttl`, so DynamoDB (and the embedded engine) forget them.
 //!
 //! Why these shapes:
 //! - A workspace's own items share its partition (`WS#<id>`), so later per-workspace entities (definitions,
-//!   settings) add sort-key kinds next to `WORKSPACE`.
+//!   settings, imports) add sort-key kinds next to `WORKSPACE`.
 //! - Listing workspaces reads the `WORKSPACES` partition of `gsi1`. It holds one small item per workspace and is
 //!   read only by administrators, so it never grows hot.
 //! - An API key is found by the hash of the presented key, one item per key in its own partition: lookups are a
 //!   single `get`, spread evenly, and the plaintext is stored nowhere.
+//! - Every ingest key starts with the workspace's partition name, so no read of one workspace can reach another's
+//!   items.
+//! - A profile and its recent events share a partition: the admin read of a user is a `get` and one query of
+//!   `EV#` backwards (newest first). Dedupe markers and identity links each get their own partition, so that a
+//!   batch of events checks all of them with one `batch_get`.
+//! - Users are listed through `gsi1`, spread over [`USER_SHARDS`] partitions by a hash of the user id, so that
+//!   a workspace signing up many users at once does not write one index partition hot.
+
+use std::borrow::Cow;
 
 use jiff::Timestamp;
 use tern_ports::Key;
+
+use crate::ingest::Subject;
 
 /// The sort key of a workspace's own item within its partition.
 pub const WORKSPACE_SK: &str = "WORKSPACE";
@@ -47,6 +75,163 @@ pub fn api_key_key(key_hash_hex: &str) -> Key {
     Key::new(format!("KEY#{key_hash_hex}"), API_KEY_SK)
 }
 
+/// The sort key of a profile item within its partition.
+pub const PROFILE_SK: &str = "PROFILE";
+/// The sort-key prefix of the hot events in a profile's partition.
+pub const HOT_EVENT_SK_PREFIX: &str = "EV#";
+/// The sort-key prefix of a profile's group memberships.
+pub const PROFILE_GROUP_SK_PREFIX: &str = "GROUP#";
+/// The sort key of a dedupe marker.
+pub const DEDUPE_SK: &str = "MSG";
+/// The sort key of an identity link.
+pub const IDENTITY_LINK_SK: &str = "ID";
+/// The sort key of a group's own item.
+pub const GROUP_SK: &str = "GROUP";
+/// The sort-key prefix of a group's members.
+pub const GROUP_MEMBER_SK_PREFIX: &str = "MEMBER#";
+/// How many `gsi1` partitions the users of one workspace are spread over.
+pub const USER_SHARDS: u8 = 8;
+/// The attribute-name prefix of a trait on a profile or group item.
+pub const TRAIT_ATTR_PREFIX: &str = "t:";
+/// The attribute-name prefix of a linked identity on a profile item.
+pub const LINKED_ID_ATTR_PREFIX: &str = "a:";
+/// The width rows are zero-padded to in an import error's sort key, so that errors sort by row.
+const IMPORT_ROW_DIGITS: usize = 12;
+
+/// An identifier from outside made safe to join into a key: `%` becomes `%25` and `#` becomes `%23`, so the
+/// result never contains the `#` that separates components and distinct ids stay distinct.
+pub fn key_part(id: &str) -> Cow<'_, str> {
+    if !id.contains(['%', '#']) {
+        return Cow::Borrowed(id);
+    }
+    let mut escaped = String::with_capacity(id.len() + 8);
+    for c in id.chars() {
+        match c {
+            '%' => escaped.push_str("%25"),
+            '#' => escaped.push_str("%23"),
+            other => escaped.push(other),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// The partition of a profile: a user's, or an anonymous visitor's before they are identified.
+pub fn profile_pk(workspace_id: &str, subject: Subject<'_>) -> String {
+    match subject {
+        Subject::User(user_id) => format!("WS#{workspace_id}#U#{}", key_part(user_id)),
+        Subject::Anonymous(anonymous_id) => {
+            format!("WS#{workspace_id}#ANON#{}", key_part(anonymous_id))
+        }
+    }
+}
+
+/// The profile item of a user or anonymous visitor.
+pub fn profile_key(workspace_id: &str, subject: Subject<'_>) -> Key {
+    Key::new(profile_pk(workspace_id, subject), PROFILE_SK)
+}
+
+/// The `gsi1` partition holding one shard of a workspace's users.
+pub fn users_gsi1_pk(workspace_id: &str, shard: u8) -> String {
+    format!("WS#{workspace_id}#USERS#{shard}")
+}
+
+/// The shard of `gsi1` a user is listed in: FNV-1a of the user id, so it never changes for a user.
+pub fn user_shard(user_id: &str) -> u8 {
+    let hash = user_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    (hash % u32::from(USER_SHARDS)) as u8
+}
+
+/// The sort key of a hot event in its profile's partition: time order, then the message id.
+pub fn hot_event_sk(timestamp: Timestamp, message_id: &str) -> String {
+    format!(
+        "{HOT_EVENT_SK_PREFIX}{}#{}",
+        sortable_time(timestamp),
+        key_part(message_id)
+    )
+}
+
+/// The marker saying a message id was stored (the dedupe window).
+pub fn dedupe_key(workspace_id: &str, message_id: &str) -> Key {
+    Key::new(
+        format!("WS#{workspace_id}#MSG#{}", key_part(message_id)),
+        DEDUPE_SK,
+    )
+}
+
+/// The link from an anonymous id (or an alias's previous id) to the user it resolves to.
+pub fn identity_link_key(workspace_id: &str, linked_id: &str) -> Key {
+    Key::new(
+        format!("WS#{workspace_id}#ID#{}", key_part(linked_id)),
+        IDENTITY_LINK_SK,
+    )
+}
+
+/// The partition of a group (an account): its traits and its members.
+pub fn group_pk(workspace_id: &str, group_id: &str) -> String {
+    format!("WS#{workspace_id}#G#{}", key_part(group_id))
+}
+
+/// A group's own item, holding its traits.
+pub fn group_key(workspace_id: &str, group_id: &str) -> Key {
+    Key::new(group_pk(workspace_id, group_id), GROUP_SK)
+}
+
+/// A member of a group, in the group's partition.
+pub fn group_member_key(workspace_id: &str, group_id: &str, member: Subject<'_>) -> Key {
+    let sk = match member {
+        Subject::User(user_id) => format!("{GROUP_MEMBER_SK_PREFIX}{}", key_part(user_id)),
+        Subject::Anonymous(anonymous_id) => {
+            format!("{GROUP_MEMBER_SK_PREFIX}ANON#{}", key_part(anonymous_id))
+        }
+    };
+    Key::new(group_pk(workspace_id, group_id), sk)
+}
+
+/// A membership seen from the member: in the profile's partition, so a user's groups are one query.
+pub fn profile_group_key(workspace_id: &str, member: Subject<'_>, group_id: &str) -> Key {
+    Key::new(
+        profile_pk(workspace_id, member),
+        format!("{PROFILE_GROUP_SK_PREFIX}{}", key_part(group_id)),
+    )
+}
+
+/// The item of one CSV import: its status and summary.
+pub fn import_key(workspace_id: &str, import_id: &str) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!("IMPORT#{}", key_part(import_id)),
+    )
+}
+
+/// The sort-key prefix of one import's row errors, for reading them in row order.
+pub fn import_errors_sk_prefix(import_id: &str) -> String {
+    format!("IMPORT#{}#ERR#", key_part(import_id))
+}
+
+/// One row error of an import; rows are zero-padded so that the errors sort by row.
+pub fn import_error_key(workspace_id: &str, import_id: &str, row: u64) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!(
+            "{}{row:0width$}",
+            import_errors_sk_prefix(import_id),
+            width = IMPORT_ROW_DIGITS
+        ),
+    )
+}
+
+/// The attribute holding trait `name` on a profile or group item.
+pub fn trait_attr(name: &str) -> String {
+    format!("{TRAIT_ATTR_PREFIX}{name}")
+}
+
+/// The attribute recording, on a user's profile, that `linked_id` resolves to this user.
+pub fn linked_id_attr(linked_id: &str) -> String {
+    format!("{LINKED_ID_ATTR_PREFIX}{linked_id}")
+}
+
 /// A timestamp as fixed-width UTC text (`2026-01-02T03:04:05.006Z`), so that byte order is time order, as
 /// sort keys compare.
 pub fn sortable_time(at: Timestamp) -> String {
@@ -64,6 +249,99 @@ mod tests {
         assert_eq!(sortable_time(whole), "2026-01-02T03:04:05.000Z");
         assert_eq!(sortable_time(later), "2026-01-02T03:04:05.500Z");
         assert!(sortable_time(whole) < sortable_time(later));
+    }
+
+    #[test]
+    fn key_parts_escape_the_separator_and_the_escape_character() {
+        assert_eq!(key_part("user-1@example.com"), "user-1@example.com");
+        assert!(matches!(key_part("plain"), Cow::Borrowed(_)));
+        assert_eq!(key_part("a#b"), "a%23b");
+        assert_eq!(key_part("50%"), "50%25");
+        assert_eq!(key_part("%23"), "%2523");
+        assert_eq!(key_part("#%#"), "%23%25%23");
+        // Two ids that would collide if only `#` were escaped stay distinct.
+        assert_ne!(key_part("a#b"), key_part("a%23b"));
+        assert!(!key_part("x#y#z").contains('#'));
+    }
+
+    #[test]
+    fn ingest_keys_follow_the_documented_patterns() {
+        let user = Subject::User("u#1");
+        let anonymous = Subject::Anonymous("an-1");
+        assert_eq!(
+            profile_key("ws_1", user),
+            Key::new("WS#ws_1#U#u%231", "PROFILE")
+        );
+        assert_eq!(
+            profile_key("ws_1", anonymous),
+            Key::new("WS#ws_1#ANON#an-1", "PROFILE")
+        );
+        let at: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+        assert_eq!(hot_event_sk(at, "m#1"), "EV#2026-01-02T03:04:05.000Z#m%231");
+        assert_eq!(dedupe_key("ws_1", "m1"), Key::new("WS#ws_1#MSG#m1", "MSG"));
+        assert_eq!(
+            identity_link_key("ws_1", "an-1"),
+            Key::new("WS#ws_1#ID#an-1", "ID")
+        );
+        assert_eq!(group_key("ws_1", "g1"), Key::new("WS#ws_1#G#g1", "GROUP"));
+        assert_eq!(
+            group_member_key("ws_1", "g1", user),
+            Key::new("WS#ws_1#G#g1", "MEMBER#u%231")
+        );
+        assert_eq!(
+            group_member_key("ws_1", "g1", anonymous),
+            Key::new("WS#ws_1#G#g1", "MEMBER#ANON#an-1")
+        );
+        assert_eq!(
+            profile_group_key("ws_1", user, "g1"),
+            Key::new("WS#ws_1#U#u%231", "GROUP#g1")
+        );
+        assert_eq!(users_gsi1_pk("ws_1", 7), "WS#ws_1#USERS#7");
+        assert_eq!(
+            import_key("ws_1", "imp1"),
+            Key::new("WS#ws_1", "IMPORT#imp1")
+        );
+        assert_eq!(
+            import_error_key("ws_1", "imp1", 42),
+            Key::new("WS#ws_1", "IMPORT#imp1#ERR#000000000042")
+        );
+        assert!(import_error_key("ws_1", "imp1", 9).sk < import_error_key("ws_1", "imp1", 10).sk);
+        assert_eq!(trait_attr("plan"), "t:plan");
+        assert_eq!(linked_id_attr("an-1"), "a:an-1");
+    }
+
+    #[test]
+    fn every_ingest_key_is_inside_its_workspace() {
+        let keys = [
+            profile_key("ws_a", Subject::User("u")),
+            profile_key("ws_a", Subject::Anonymous("u")),
+            dedupe_key("ws_a", "m"),
+            identity_link_key("ws_a", "i"),
+            group_key("ws_a", "g"),
+            group_member_key("ws_a", "g", Subject::User("u")),
+            profile_group_key("ws_a", Subject::User("u"), "g"),
+            import_key("ws_a", "i"),
+        ];
+        for key in keys {
+            assert!(
+                key.pk.starts_with("WS#ws_a#") || key.pk == "WS#ws_a",
+                "{key:?}"
+            );
+        }
+        // A user id cannot forge another workspace's or another kind's partition.
+        assert_ne!(
+            profile_pk("ws_a", Subject::User("x#ANON#y")),
+            profile_pk("ws_a#U#x", Subject::Anonymous("y"))
+        );
+    }
+
+    #[test]
+    fn user_shards_are_stable_and_spread() {
+        assert_eq!(user_shard("user-1"), user_shard("user-1"));
+        let shards: std::collections::BTreeSet<u8> =
+            (0..200).map(|i| user_shard(&format!("user-{i}"))).collect();
+        assert_eq!(shards.len(), usize::from(USER_SHARDS));
+        assert!(shards.iter().all(|shard| *shard < USER_SHARDS));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! HTTP framework, so every rule here runs the same on both engines.
 
 pub mod error;
+pub mod imports;
 pub mod ingest;
 pub mod layout;
+pub mod profile;
 pub mod secret;
 pub mod workspace;
 

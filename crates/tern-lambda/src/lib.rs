@@ -5,6 +5,7 @@
 //! [`handle_sqs_event`] for a queue.
 
 pub mod config;
+pub mod function;
 pub mod http;
 pub mod logging;
 pub mod ports;
@@ -16,6 +17,7 @@ pub use lambda_http;
 pub use lambda_runtime;
 
 pub use config::{AwsSettings, ConfigError, Env};
+pub use function::{FunctionError, handle_queue_event, serve_api, serve_queue};
 pub use http::run_http;
 pub use logging::init_tracing;
 pub use ports::{aws_ports, aws_ports_from_env, ports_with};

@@ -74,8 +74,10 @@ impl Server {
         self.listener.local_addr().map_err(LocalError::Serve)
     }
 
-    /// Serves `engine` until `shutdown` completes, then stops accepting connections, lets requests and
-    /// batches in progress finish, stops the background loops and flushes the database.
+    /// Serves `engine` until `shutdown` completes, then stops accepting connections, lets requests in
+    /// progress finish, has each queue consumer hand over the batch it is gathering (the lake writer's
+    /// may be holding up to its window's worth of events), stops the background loops and flushes the
+    /// database.
     pub async fn run(
         self,
         engine: Engine,
@@ -98,7 +100,9 @@ impl Server {
             stop,
         ));
 
-        let served = axum::serve(listener, routes(&engine))
+        // The peer address reaches the handlers (tracking fills `context.ip` from it when no proxy header says otherwise).
+        let service = routes(&engine).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("stopping: finishing background work");

@@ -16,9 +16,11 @@ struct Running {
 }
 
 impl Running {
-    async fn stop(self) {
+    /// Stops the server; the data directory lives on as long as the returned guard.
+    async fn stop(self) -> tempfile::TempDir {
         self.stop.send(()).unwrap();
         self.task.await.unwrap().unwrap();
+        self._dir
     }
 }
 
@@ -147,4 +149,38 @@ async fn a_busy_port_is_reported_with_its_address() {
         .expect("the port is taken");
     assert!(matches!(error, LocalError::Bind { .. }), "{error}");
     assert_eq!(error.to_string(), format!("cannot listen on {addr}"));
+}
+
+#[tokio::test]
+async fn events_on_the_lake_queue_are_in_the_lake_once_the_server_has_stopped() {
+    let running = start().await;
+    let ports = running.engine.ports().clone();
+    let data_dir = running.engine.data_dir().to_path_buf();
+    let lake_batch = |id: &str| {
+        serde_json::json!({
+            "workspaceId": "ws_local",
+            "events": [{
+                "messageId": id, "type": "track", "userId": "u-1", "event": "Signed Up",
+                "timestamp": "2026-02-03T04:05:06Z", "receivedAt": "2026-02-03T04:05:07Z"
+            }]
+        })
+        .to_string()
+    };
+    let messages = ["m-1", "m-2", "m-3"]
+        .map(|id| tern_ports::OutMessage::new(lake_batch(id)))
+        .to_vec();
+    ports.queue.send_batch("lake", messages).await.unwrap();
+
+    // Well within the lake writer's batching window: only the shutdown can have written the file.
+    let _dir = running.stop().await;
+
+    let partition = data_dir.join("blobs/lake/events/workspace=ws_local/dt=2026-02-03/hour=04");
+    let files: Vec<_> = std::fs::read_dir(&partition)
+        .unwrap_or_else(|error| panic!("{}: {error}", partition.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut ids = tern_lake::read_message_ids(std::fs::read(&files[0]).unwrap().into()).unwrap();
+    ids.sort();
+    assert_eq!(ids, vec!["m-1", "m-2", "m-3"]);
 }

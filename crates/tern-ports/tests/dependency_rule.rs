@@ -72,6 +72,11 @@ fn the_asl_interpreter_depends_on_no_engine() {
 }
 
 #[test]
+fn the_lake_encoder_depends_on_no_engine() {
+    assert_eq!(engine_dependencies_of("tern-lake"), Vec::<String>::new());
+}
+
+#[test]
 fn the_embedded_engine_is_seen_as_an_engine() {
     // Proves the check can fail: the embedded adapters do depend on SQLite.
     assert!(

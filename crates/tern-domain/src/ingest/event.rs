@@ -43,7 +43,9 @@ impl EventKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        EventKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -149,7 +151,10 @@ mod tests {
             group_id: None,
             previous_id: None,
             traits: Map::new(),
-            properties: serde_json::json!({"total": 12.5}).as_object().unwrap().clone(),
+            properties: serde_json::json!({"total": 12.5})
+                .as_object()
+                .unwrap()
+                .clone(),
             context: Map::new(),
             integrations: Map::new(),
             timestamp: "2026-01-02T03:04:05Z".parse().unwrap(),

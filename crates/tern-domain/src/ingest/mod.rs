@@ -4,3 +4,8 @@
 pub mod event;
 
 pub use event::{Event, EventKind, LakeBatch, Subject};
+pub mod parse;
+pub use parse::{ParseError, Parsed, Rejected, RequestInfo, parse_batch, parse_call};
+pub mod store;
+
+pub use store::{Accepted, accept};
