@@ -44,6 +44,17 @@ fn write_key(created: &CreatedWorkspace) -> String {
     basic_auth(created.write_key.expose())
 }
 
+/// Posts `body` to `/v1/batch` with the workspace's write key in HTTP Basic.
+async fn send_batch(
+    engine: &TestEngine,
+    created: &CreatedWorkspace,
+    body: impl Into<Body>,
+) -> TestResponse {
+    engine
+        .send(post("/v1/batch", Some(&write_key(created)), body))
+        .await
+}
+
 fn json_of(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("fixtures are JSON")
 }
@@ -289,13 +300,7 @@ async fn an_oversize_event_is_rejected_and_the_rest_stored(engine: TestEngine) {
         {"type": "track", "userId": "u-big", "event": "Big", "messageId": "big-1",
          "properties": {"blob": "x".repeat(40 * 1024)}},
     ]});
-    let response = engine
-        .send(post(
-            "/v1/batch",
-            Some(&write_key(&created)),
-            body.to_string(),
-        ))
-        .await;
+    let response = send_batch(&engine, &created, body.to_string()).await;
     let problem = assert_problem(&response, StatusCode::BAD_REQUEST, "invalid_messages");
     assert_eq!(error_fields(&problem), vec!["batch[1]"]);
     let message = problem["errors"][0]["message"].as_str().unwrap();
@@ -315,9 +320,7 @@ async fn an_oversize_batch_is_400_batch_too_large(engine: TestEngine) {
         .collect();
     let body = json!({ "batch": items }).to_string();
     assert!(body.len() > 600_000);
-    let response = engine
-        .send(post("/v1/batch", Some(&write_key(&created)), body))
-        .await;
+    let response = send_batch(&engine, &created, body).await;
     let problem = assert_problem(&response, StatusCode::BAD_REQUEST, "batch_too_large");
     assert!(problem["message"].as_str().unwrap().contains("512000"));
     let stored = tern_domain::profile::get_user(
@@ -333,9 +336,7 @@ async fn an_oversize_batch_is_400_batch_too_large(engine: TestEngine) {
 async fn malformed_json_is_400_naming_line_and_column(engine: TestEngine) {
     let created = engine.workspace().await;
     let body = "{\n  \"batch\": [\n    {\"type\": \"track\", \"userId\": \"u1\", \"event\": \"A\",}\n  ]\n}";
-    let response = engine
-        .send(post("/v1/batch", Some(&write_key(&created)), body))
-        .await;
+    let response = send_batch(&engine, &created, body).await;
     let problem = assert_problem(&response, StatusCode::BAD_REQUEST, "invalid_json");
     let message = problem["message"].as_str().unwrap();
     assert!(
@@ -354,13 +355,7 @@ async fn rejected_messages_are_reported_by_field(engine: TestEngine) {
         {"type": "group", "userId": "u-mixed"},
         {"type": "track", "userId": "u-mixed", "event": "Clicked", "messageId": "ok-2"},
     ]});
-    let response = engine
-        .send(post(
-            "/v1/batch",
-            Some(&write_key(&created)),
-            body.to_string(),
-        ))
-        .await;
+    let response = send_batch(&engine, &created, body.to_string()).await;
     let problem = assert_problem(&response, StatusCode::BAD_REQUEST, "invalid_messages");
     assert_eq!(
         error_fields(&problem),

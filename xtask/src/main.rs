@@ -5,6 +5,7 @@
 //!   lints the infrastructure, and stops moto whatever happened.
 //! - `moto`: runs the same moto server in the foreground, for working on the AWS adapters.
 //! - `lint`: the infrastructure and state-machine checks alone.
+//! - `bench`: the benchmarks in release mode (moto started for the ones on the Lambda path).
 //! - `lambda`: the health function built for arm64 with cargo-lambda and invoked through `cargo lambda watch`.
 
 mod lambda;
@@ -22,6 +23,7 @@ tasks:
   test            install the test tools, start moto, run every test, lint infra/ and statemachines/
   moto [PORT]     run moto in the foreground (Step Functions interpreter on), default port 5055
   lint            cfn-lint on infra/template.yaml and asl-validator on statemachines/*.json
+  bench [NAME]    run the benchmarks (ingest, lambda-ingest, accept; default all) and print their figures
   lambda          build the health function for arm64 with cargo-lambda and invoke it with its fixture";
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn run(args: Vec<String>) -> Result<()> {
             let tools = tools::ensure(&root)?;
             lint(&root, &tools)
         }
+        Some("bench") => bench(&root, &args[1..]),
         Some("lambda") => {
             tools::ensure(&root)?;
             lambda::check(&root)
@@ -87,6 +90,45 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
 
     if cargo_args.is_empty() {
         lint(root, &tools)?;
+    }
+    Ok(())
+}
+
+/// The benchmarks, by name: which crate's `cargo bench` target, and whether it needs moto.
+const BENCHES: &[(&str, &str, &str, bool)] = &[
+    // (name, package, bench target, needs moto)
+    ("ingest", "tern-cli", "ingest", false),
+    ("accept", "tern-embedded", "accept", false),
+    ("lambda-ingest", "tern-tests", "lambda_ingest", true),
+];
+
+/// Runs the named benchmarks (all when none is named) in release mode; each prints its own figures, which
+/// BENCHMARKS.md records with the machine they ran on.
+fn bench(root: &Path, names: &[String]) -> Result<()> {
+    let chosen: Vec<_> = BENCHES
+        .iter()
+        .filter(|(name, ..)| names.is_empty() || names.iter().any(|n| n == name))
+        .collect();
+    if chosen.is_empty() {
+        let known: Vec<&str> = BENCHES.iter().map(|(name, ..)| *name).collect();
+        bail!("no benchmark named {names:?}; known: {}", known.join(", "));
+    }
+    let tools = tools::ensure(root)?;
+    let moto = if chosen.iter().any(|(.., needs_moto)| *needs_moto) {
+        Some(moto::Server::start(&tools)?)
+    } else {
+        None
+    };
+    for (name, package, target, _) in chosen {
+        println!("xtask: benchmark {name}");
+        let mut cargo = Command::new(cargo_bin());
+        cargo
+            .current_dir(root)
+            .args(["bench", "-p", package, "--bench", target]);
+        for (variable, value) in moto.iter().flat_map(moto::Server::client_env) {
+            cargo.env(variable, value);
+        }
+        run_checked(&mut cargo, &format!("benchmark {name}"))?;
     }
     Ok(())
 }

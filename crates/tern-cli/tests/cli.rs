@@ -1,37 +1,13 @@
 //! The built `tern` binary, run as a user would.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// How long `tern up` may take to print that it listens.
-const STARTUP: Duration = Duration::from_secs(30);
-
-fn tern(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("TERN_DATA_DIR")
-        .env_remove("TERN_ADDR")
-        .env_remove("TERN_LOG_FORMAT")
-        .env_remove("RUST_LOG");
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("the tern binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
+use self::common::{Up, run, tern_in, text};
 
 /// Asserts the run failed the way every error must: exit code 1, nothing on stdout, exactly one stderr line.
 fn assert_one_line_failure(output: &Output) -> String {
@@ -54,7 +30,7 @@ fn assert_one_line_failure(output: &Output) -> String {
 #[test]
 fn workspace_create_json_prints_exactly_the_three_keys_and_the_workspace_persists() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(tern(dir.path()).args(["workspace", "create", "Acme Corp", "--json"]));
+    let output = run(tern_in(dir.path()).args(["workspace", "create", "Acme Corp", "--json"]));
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
@@ -74,7 +50,7 @@ fn workspace_create_json_prints_exactly_the_three_keys_and_the_workspace_persist
         );
     }
 
-    let listed = run(tern(dir.path()).args(["workspace", "list"]));
+    let listed = run(tern_in(dir.path()).args(["workspace", "list"]));
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let listing = text(&listed.stdout);
     let workspace_id = created["workspace_id"].as_str().unwrap();
@@ -85,7 +61,7 @@ fn workspace_create_json_prints_exactly_the_three_keys_and_the_workspace_persist
         "{listing}"
     );
 
-    let listed = run(tern(dir.path()).args(["workspace", "list", "--json"]));
+    let listed = run(tern_in(dir.path()).args(["workspace", "list", "--json"]));
     let workspaces: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(workspaces.len(), 1);
     assert_eq!(workspaces[0]["id"], workspace_id);
@@ -110,7 +86,7 @@ fn a_data_dir_under_a_regular_file_gives_one_error_line() {
     let file = dir.path().join("plain-file");
     std::fs::write(&file, "x").unwrap();
     let data_dir = file.join("data");
-    let line = assert_one_line_failure(&run(tern(&data_dir).args(["workspace", "list"])));
+    let line = assert_one_line_failure(&run(tern_in(&data_dir).args(["workspace", "list"])));
     assert_eq!(
         line,
         format!(
@@ -123,10 +99,10 @@ fn a_data_dir_under_a_regular_file_gives_one_error_line() {
 #[test]
 fn a_missing_setting_gives_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
-    let line = assert_one_line_failure(&run(tern(dir.path()).args(["workspace", "create"])));
+    let line = assert_one_line_failure(&run(tern_in(dir.path()).args(["workspace", "create"])));
     assert!(line.contains("<NAME>"), "{line}");
 
-    let line = assert_one_line_failure(&run(tern(dir.path()).args(["workspace"])));
+    let line = assert_one_line_failure(&run(tern_in(dir.path()).args(["workspace"])));
     assert!(line.contains("requires a subcommand"), "{line}");
 
     let mut empty_data_dir = Command::new(env!("CARGO_BIN_EXE_tern"));
@@ -143,7 +119,11 @@ fn a_missing_setting_gives_one_error_line() {
 #[test]
 fn an_invalid_workspace_name_gives_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
-    let line = assert_one_line_failure(&run(tern(dir.path()).args(["workspace", "create", "   "])));
+    let line = assert_one_line_failure(&run(tern_in(dir.path()).args([
+        "workspace",
+        "create",
+        "   ",
+    ])));
     assert!(
         line.contains("name: a workspace name must not be empty"),
         "{line}"
@@ -155,7 +135,7 @@ fn an_address_in_use_gives_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let output = run(tern(dir.path()).args(["up", "--addr", &addr.to_string()]));
+    let output = run(tern_in(dir.path()).args(["up", "--addr", &addr.to_string()]));
     let line = assert_one_line_failure(&output);
     assert!(
         line.starts_with(&format!("error: cannot listen on {addr}: ")),
@@ -170,7 +150,7 @@ fn an_address_in_use_gives_one_error_line() {
 #[test]
 fn a_non_loopback_address_needs_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(tern(dir.path()).args(["up", "--addr", "0.0.0.0:0"]));
+    let output = run(tern_in(dir.path()).args(["up", "--addr", "0.0.0.0:0"]));
     let line = assert_one_line_failure(&output);
     assert!(line.contains("--allow-non-loopback"), "{line}");
     assert!(
@@ -190,92 +170,6 @@ fn help_is_available_everywhere() {
         let output = run(Command::new(env!("CARGO_BIN_EXE_tern")).args(&args));
         assert!(output.status.success(), "{args:?}");
         assert!(text(&output.stdout).contains("Usage:"), "{args:?}");
-    }
-}
-
-/// A running `tern up`, killed when dropped so that a failed test leaves no process behind.
-struct Up {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Everything printed before the "Listening on" line.
-    banner: Vec<String>,
-    base_url: String,
-}
-
-impl Up {
-    fn start(data_dir: &Path, log_format: Option<&str>) -> Up {
-        let mut command = tern(data_dir);
-        command
-            .args(["up", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(format) = log_format {
-            command.env("TERN_LOG_FORMAT", format);
-        }
-        let mut child = command.spawn().expect("tern up starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // The guard owns the child before anything can fail, so a failed start still kills it.
-        let mut up = Up {
-            child,
-            lines,
-            banner: Vec::new(),
-            base_url: String::new(),
-        };
-        loop {
-            let line = up
-                .lines
-                .recv_timeout(STARTUP)
-                .expect("tern up prints where it listens");
-            if let Some(url) = line.strip_prefix("Listening on ") {
-                up.base_url = url.trim().to_string();
-                return up;
-            }
-            up.banner.push(line);
-        }
-    }
-
-    fn admin_key(&self) -> Option<String> {
-        self.banner
-            .iter()
-            .find_map(|line| line.trim().strip_prefix("admin key: ").map(str::to_string))
-    }
-
-    /// Sends SIGTERM and returns the exit status and everything written to stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let signalled = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(signalled.success());
-        let status = self.child.wait().unwrap();
-        let mut stderr = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        // Drain what stdout still holds, so the reader thread ends.
-        while self.lines.recv_timeout(Duration::from_millis(10)).is_ok() {}
-        (status, stderr)
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        // Already exited after `terminate`; otherwise this is the hard stop the test wants.
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.child.kill().expect("kill tern up");
-            self.child.wait().expect("reap tern up");
-        }
     }
 }
 

@@ -1,87 +1,32 @@
 //! `tern import` against a running `tern up`, as a user runs them.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::Command;
 
-/// How long `tern up` may take to print that it listens.
-const STARTUP: Duration = Duration::from_secs(30);
-
-fn tern() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
-    for variable in [
-        "TERN_DATA_DIR",
-        "TERN_ADDR",
-        "TERN_URL",
-        "TERN_ADMIN_KEY",
-        "TERN_LOG_FORMAT",
-        "RUST_LOG",
-    ] {
-        command.env_remove(variable);
-    }
-    command
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
+use self::common::{Up, run, tern, text};
 
 fn customers_csv() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/imports/customers.csv")
 }
 
-/// A running `tern up` on a free loopback port with its admin key, killed when dropped.
-struct Up {
-    child: Child,
-    base_url: String,
+/// A running `tern up` on a fresh data directory, with the admin key its first start prints.
+struct Fresh {
+    up: Up,
     admin_key: String,
     _dir: tempfile::TempDir,
 }
 
-impl Up {
-    fn start() -> Up {
+impl Fresh {
+    fn start() -> Fresh {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = tern()
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["up", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tern up starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut up = Up {
-            child,
-            base_url: String::new(),
-            admin_key: String::new(),
+        let up = Up::start(dir.path(), None);
+        let admin_key = up.admin_key().expect("the first start prints an admin key");
+        Fresh {
+            up,
+            admin_key,
             _dir: dir,
-        };
-        loop {
-            let line = lines
-                .recv_timeout(STARTUP)
-                .expect("tern up prints its keys and where it listens");
-            if let Some(key) = line.trim().strip_prefix("admin key: ") {
-                up.admin_key = key.to_string();
-            }
-            if let Some(url) = line.strip_prefix("Listening on ") {
-                up.base_url = url.trim().to_string();
-                assert!(
-                    !up.admin_key.is_empty(),
-                    "the first start prints an admin key"
-                );
-                return up;
-            }
         }
     }
 
@@ -90,27 +35,14 @@ impl Up {
         command
             .arg("import")
             .arg(file)
-            .args(["--url", &self.base_url]);
+            .args(["--url", &self.up.base_url]);
         command
     }
 }
 
-impl Drop for Up {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.child.kill().expect("kill tern up");
-            self.child.wait().expect("reap tern up");
-        }
-    }
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("the tern binary runs")
-}
-
 #[test]
 fn import_uploads_runs_and_prints_the_summary_and_row_errors() {
-    let up = Up::start();
+    let up = Fresh::start();
     let output = run(up.import(&customers_csv()).args(["--key", &up.admin_key]));
     let stdout = text(&output.stdout);
     assert!(
@@ -146,7 +78,7 @@ fn import_uploads_runs_and_prints_the_summary_and_row_errors() {
 
 #[test]
 fn a_failed_import_prints_why_and_exits_1() {
-    let up = Up::start();
+    let up = Fresh::start();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("no-identity.csv");
     std::fs::write(&file, "plan,seats\npro,3\n").unwrap();
@@ -185,7 +117,7 @@ fn missing_or_wrong_keys_and_files_give_one_error_line() {
         )
     );
 
-    let up = Up::start();
+    let up = Fresh::start();
     let wrong_key = run(up.import(&customers_csv()).args(["--key", "ta_wrong"]));
     assert_eq!(wrong_key.status.code(), Some(1));
     let stderr = text(&wrong_key.stderr);

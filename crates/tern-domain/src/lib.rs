@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod layout;
 pub mod profile;
 pub mod secret;
+mod stored;
 pub mod workspace;
 
 pub use error::{DomainError, DomainResult};

@@ -13,6 +13,7 @@ use tern_ports::table::GSI1_SK;
 use tern_ports::{Cursor, Item, Key, Query, SortCondition, Table};
 
 use crate::ingest::{Event, Subject};
+use crate::stored::{corrupt, optional_time, required_s};
 use crate::{DomainError, DomainResult, layout};
 
 /// How many recent events a user view holds, newest first.
@@ -165,8 +166,8 @@ pub async fn get_user(
         groups,
         timezone: profile.get_s(attr::TIMEZONE).map(str::to_string),
         context: context_of(&profile)?,
-        first_seen: time_of(&profile, attr::FIRST_SEEN)?,
-        last_seen: time_of(&profile, attr::LAST_SEEN)?,
+        first_seen: optional_time(&profile, attr::FIRST_SEEN)?,
+        last_seen: optional_time(&profile, attr::LAST_SEEN)?,
         recent_events,
     }))
 }
@@ -217,7 +218,7 @@ pub async fn list_users(
         let read = page.items.len();
         for (index, item) in page.items.into_iter().enumerate() {
             examined += 1;
-            position.after = Some(gsi1_sk(&item)?.to_string());
+            position.after = Some(required_s(&item, GSI1_SK)?.to_string());
             if filter.as_ref().is_none_or(|filter| filter.matches(&item)) {
                 users.push(summary_of(&item)?);
             }
@@ -276,21 +277,14 @@ fn decode_position(text: &str) -> DomainResult<ListPosition> {
         })
 }
 
-fn gsi1_sk(item: &Item) -> DomainResult<&str> {
-    item.get_s(GSI1_SK)
-        .ok_or_else(|| corrupt(item, &format!("lacks the string attribute {GSI1_SK:?}")))
-}
-
 fn summary_of(item: &Item) -> DomainResult<UserSummary> {
-    let user_id = item
-        .get_s(attr::USER_ID)
-        .ok_or_else(|| corrupt(item, "lacks the string attribute \"user_id\""))?;
+    let user_id = required_s(item, attr::USER_ID)?;
     Ok(UserSummary {
         user_id: user_id.to_string(),
         traits: traits_of(item)?,
         timezone: item.get_s(attr::TIMEZONE).map(str::to_string),
-        first_seen: time_of(item, attr::FIRST_SEEN)?,
-        last_seen: time_of(item, attr::LAST_SEEN)?,
+        first_seen: optional_time(item, attr::FIRST_SEEN)?,
+        last_seen: optional_time(item, attr::LAST_SEEN)?,
     })
 }
 
@@ -307,9 +301,7 @@ async fn recent_events(table: &dyn Table, pk: &str) -> DomainResult<Vec<Event>> 
     page.items
         .iter()
         .map(|item| {
-            let json = item
-                .get_s(attr::EVENT)
-                .ok_or_else(|| corrupt(item, "lacks the string attribute \"event\""))?;
+            let json = required_s(item, attr::EVENT)?;
             serde_json::from_str(json)
                 .map_err(|e| corrupt(item, &format!("holds an event that does not parse: {e}")))
         })
@@ -334,9 +326,7 @@ async fn groups_of(
             )
             .await?;
         for item in &page.items {
-            let group_id = item
-                .get_s(attr::GROUP_ID)
-                .ok_or_else(|| corrupt(item, "lacks the string attribute \"group_id\""))?;
+            let group_id = required_s(item, attr::GROUP_ID)?;
             group_ids.push(group_id.to_string());
         }
         match page.cursor {
@@ -401,23 +391,6 @@ fn context_of(item: &Item) -> DomainResult<Map<String, Value>> {
         Some(json) => serde_json::from_str(json)
             .map_err(|e| corrupt(item, &format!("holds a context that does not parse: {e}"))),
     }
-}
-
-fn time_of(item: &Item, name: &str) -> DomainResult<Option<Timestamp>> {
-    item.get_s(name)
-        .map(|text| {
-            text.parse()
-                .map_err(|e| corrupt(item, &format!("has an invalid {name} {text:?}: {e}")))
-        })
-        .transpose()
-}
-
-fn corrupt(item: &Item, what: &str) -> DomainError {
-    let key = item.key().map_or_else(
-        || "an item without a key".to_string(),
-        |k| format!("{}/{}", k.pk, k.sk),
-    );
-    DomainError::Corrupt(format!("{key} {what}"))
 }
 
 #[cfg(test)]

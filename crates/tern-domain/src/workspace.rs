@@ -17,6 +17,7 @@ use tern_ports::{Clock, Condition, Item, PortError, Query, Table, TransactOp};
 use crate::error::{DomainError, DomainResult};
 use crate::layout;
 use crate::secret::{random_alphanumeric, random_lowercase, sha256_hex};
+use crate::stored::{corrupt, required_s, required_time};
 
 /// Random characters after the `ws_` prefix of a workspace id (≈ 83 bits: ids only need to be unique).
 const WORKSPACE_ID_RANDOM_CHARS: usize = 16;
@@ -217,9 +218,8 @@ pub async fn authenticate(table: &dyn Table, presented: &str) -> DomainResult<Op
     };
     let workspace_id = required_s(&item, ATTR_WORKSPACE_ID)?.to_string();
     let kind_text = required_s(&item, ATTR_KIND)?;
-    let kind = KeyKind::parse(kind_text).ok_or_else(|| {
-        DomainError::Corrupt(format!("API key item has unknown kind {kind_text:?}"))
-    })?;
+    let kind = KeyKind::parse(kind_text)
+        .ok_or_else(|| corrupt(&item, &format!("has an unknown kind {kind_text:?}")))?;
     Ok(Some(KeyGrant { workspace_id, kind }))
 }
 
@@ -275,26 +275,10 @@ fn key_item(workspace: &Workspace, kind: KeyKind, key: &PlaintextKey) -> Item {
 }
 
 fn workspace_from_item(item: &Item) -> DomainResult<Workspace> {
-    let created_text = required_s(item, ATTR_CREATED_AT)?;
-    let created_at = created_text.parse().map_err(|e| {
-        DomainError::Corrupt(format!(
-            "workspace item has an invalid created_at {created_text:?}: {e}"
-        ))
-    })?;
     Ok(Workspace {
         id: required_s(item, ATTR_WORKSPACE_ID)?.to_string(),
         name: required_s(item, ATTR_NAME)?.to_string(),
-        created_at,
-    })
-}
-
-fn required_s<'a>(item: &'a Item, name: &str) -> DomainResult<&'a str> {
-    item.get_s(name).ok_or_else(|| {
-        let key = item.key().map_or_else(
-            || "an item without a key".to_string(),
-            |k| format!("{}/{}", k.pk, k.sk),
-        );
-        DomainError::Corrupt(format!("{key} lacks the string attribute {name:?}"))
+        created_at: required_time(item, ATTR_CREATED_AT)?,
     })
 }
 

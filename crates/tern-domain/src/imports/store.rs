@@ -19,6 +19,7 @@ use super::rows::RowError;
 use crate::error::{DomainError, DomainResult};
 use crate::layout;
 use crate::secret::random_lowercase;
+use crate::stored::{corrupt, optional_time, required_s, required_time};
 
 /// The logical queue import runs are requested on.
 pub const IMPORTS_QUEUE: &str = "imports";
@@ -480,13 +481,11 @@ fn import_from_item(workspace_id: &str, item: &Item) -> DomainResult<Import> {
                 .map(|_| count(item, ATTR_FILE_SIZE))
                 .transpose()?,
         },
-        created_at: time(item, ATTR_CREATED_AT)?
-            .ok_or_else(|| corrupt(item, "lacks created_at"))?,
-        queued_at: time(item, ATTR_QUEUED_AT)?,
-        started_at: time(item, ATTR_STARTED_AT)?,
-        finished_at: time(item, ATTR_FINISHED_AT)?,
-        updated_at: time(item, ATTR_UPDATED_AT)?
-            .ok_or_else(|| corrupt(item, "lacks updated_at"))?,
+        created_at: required_time(item, ATTR_CREATED_AT)?,
+        queued_at: optional_time(item, ATTR_QUEUED_AT)?,
+        started_at: optional_time(item, ATTR_STARTED_AT)?,
+        finished_at: optional_time(item, ATTR_FINISHED_AT)?,
+        updated_at: required_time(item, ATTR_UPDATED_AT)?,
         failure: item.get_s(ATTR_FAILURE).map(str::to_string),
         errors_kept: count(item, ATTR_ERRORS_KEPT)?,
         version: item.get_i64(VERSION).unwrap_or(0),
@@ -526,26 +525,4 @@ fn count(item: &Item, name: &str) -> DomainResult<u64> {
             .map_err(|_| corrupt(item, &format!("has a {name} that is not a count: {number}"))),
         Some(_) => Err(corrupt(item, &format!("has a {name} that is not a number"))),
     }
-}
-
-fn time(item: &Item, name: &str) -> DomainResult<Option<Timestamp>> {
-    item.get_s(name)
-        .map(|text| {
-            text.parse()
-                .map_err(|_| corrupt(item, &format!("has an invalid {name} {text:?}")))
-        })
-        .transpose()
-}
-
-fn required_s<'a>(item: &'a Item, name: &str) -> DomainResult<&'a str> {
-    item.get_s(name)
-        .ok_or_else(|| corrupt(item, &format!("lacks the string attribute {name:?}")))
-}
-
-fn corrupt(item: &Item, what: &str) -> DomainError {
-    let key = item.key().map_or_else(
-        || "an item without a key".to_string(),
-        |k| format!("{}/{}", k.pk, k.sk),
-    );
-    DomainError::Corrupt(format!("import item {key} {what}"))
 }

@@ -26,14 +26,14 @@ use std::collections::{HashMap, HashSet};
 use jiff::{SignedDuration, Timestamp};
 use tern_ports::table::{GSI1_PK, GSI1_SK, MAX_TRANSACT_ITEMS, TTL};
 use tern_ports::{
-    AttrValue, Condition, Item, Key, OutMessage, PortError, Ports, Table, TransactOp, Update,
-    WriteOp,
+    Condition, Item, Key, OutMessage, PortError, Ports, Table, TransactOp, Update, WriteOp,
 };
 
 pub use self::lake::MAX_LAKE_MESSAGE_BYTES;
 use self::plan::{GroupChanges, Plan, ProfileChanges};
 use super::{Event, EventKind, Subject};
 use crate::profile::attr;
+use crate::stored::required_s;
 use crate::{DomainError, DomainResult, layout};
 
 /// How long the hot copy of an event stays in the table.
@@ -539,16 +539,6 @@ fn membership_items(
 /// Epoch seconds `after` from `now`, as a `ttl` attribute holds them.
 fn epoch_after(now: Timestamp, after: SignedDuration) -> i64 {
     now.as_second() + after.as_secs()
-}
-
-fn required_s<'a>(item: &'a Item, name: &str) -> DomainResult<&'a str> {
-    item.get(name).and_then(AttrValue::as_s).ok_or_else(|| {
-        let key = item.key().map_or_else(
-            || "an item without a key".to_string(),
-            |k| format!("{}/{}", k.pk, k.sk),
-        );
-        DomainError::Corrupt(format!("{key} lacks the string attribute {name:?}"))
-    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use super::plan::{NewLink, Plan};
 use super::write_updates;
 use crate::ingest::Subject;
 use crate::profile::attr;
-use crate::{DomainError, DomainResult, layout};
+use crate::stored::optional_time;
+use crate::{DomainResult, layout};
 
 /// The most recent events of one linked profile copied under the user.
 pub const MAX_COPIED_EVENTS: usize = 1000;
@@ -128,7 +129,7 @@ impl Merge {
             .map(|item| item.0.keys().cloned().collect())
             .unwrap_or_default();
         let stored_first_seen = match target {
-            Some(item) => seen_at(item, attr::FIRST_SEEN)?,
+            Some(item) => optional_time(item, attr::FIRST_SEEN)?,
             None => None,
         };
         Ok(Self {
@@ -147,7 +148,7 @@ impl Merge {
                 self.traits.insert(name.clone(), value.clone());
             }
         }
-        if let Some(first_seen) = seen_at(source, attr::FIRST_SEEN)? {
+        if let Some(first_seen) = optional_time(source, attr::FIRST_SEEN)? {
             self.earliest_first_seen = Some(
                 self.earliest_first_seen
                     .map_or(first_seen, |known| known.min(first_seen)),
@@ -228,17 +229,4 @@ fn link_item(workspace_id: &str, link: &NewLink<'_>) -> Item {
         .with(attr::ENTITY, "identity_link")
         .with(attr::USER_ID, link.user_id)
         .with(attr::LINKED_AT, link.at.to_string())
-}
-
-/// A time attribute of a profile, when it has one.
-fn seen_at(item: &Item, name: &str) -> DomainResult<Option<Timestamp>> {
-    let Some(text) = item.get_s(name) else {
-        return Ok(None);
-    };
-    text.parse().map(Some).map_err(|e| {
-        DomainError::Corrupt(format!(
-            "profile {} has an invalid {name} {text:?}: {e}",
-            item.get_s(tern_ports::table::PK).unwrap_or("?")
-        ))
-    })
 }
