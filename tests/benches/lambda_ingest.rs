@@ -59,6 +59,10 @@ fn api_gateway_event(batch: usize, authorization: &str) -> String {
 }
 
 fn main() {
+    // Warnings and errors only, as JSON lines, so that a failing invocation shows why.
+    // SAFETY: the process has no other thread yet.
+    unsafe { std::env::set_var("RUST_LOG", "warn") };
+    tern_lambda::init_tracing();
     let batches = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
