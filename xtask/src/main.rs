@@ -23,7 +23,7 @@ tasks:
   test            install the test tools, start moto, run every test, lint infra/ and statemachines/
   moto [PORT]     run moto in the foreground (Step Functions interpreter on), default port 5055
   lint            cfn-lint on infra/template.yaml and asl-validator on statemachines/*.json
-  bench [NAME]    run the benchmarks (ingest, lambda-ingest, accept; default all) and print their figures
+  bench [NAME]    run the benchmarks (ingest, lambda-ingest; default all) and print their figures
   lambda          build the health function for arm64 with cargo-lambda and invoke it with its fixture";
 
 fn main() -> ExitCode {
@@ -98,7 +98,6 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
 const BENCHES: &[(&str, &str, &str, bool)] = &[
     // (name, package, bench target, needs moto)
     ("ingest", "tern-cli", "ingest", false),
-    ("accept", "tern-embedded", "accept", false),
     ("lambda-ingest", "tern-tests", "lambda_ingest", true),
 ];
 
