@@ -11,6 +11,6 @@ mod tasks;
 pub mod worker;
 
 pub use engine::{Engine, EngineOptions};
-pub use tern_app::queues::QUEUES;
 pub use error::LocalError;
 pub use server::{DEFAULT_ADDR, ServeOptions, Server, serve, shutdown_signal};
+pub use tern_app::queues::QUEUES;
