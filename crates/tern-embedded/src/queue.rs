@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tern_ports::queue::{
     MAX_VISIBILITY_TIMEOUT, MAX_WAIT, OutMessage, QueueSpec, Received, validate_message,
     validate_receive_max, validate_visibility_timeout,
@@ -24,7 +24,7 @@ use tern_ports::{PortError, PortResult, Queue};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::db::{Db, sqlite_error};
+use crate::db::{Db, cached, sqlite_error};
 
 /// SQS's limit on a receive count before a dead-letter move.
 const MAX_MAX_RECEIVES: u32 = 1000;
@@ -78,7 +78,7 @@ impl Queue for SqliteQueue {
         let declared = StoredSpec::from_spec(spec)?;
         let name = spec.name.clone();
         self.db
-            .call(move |conn| declare(conn, &name, &declared))
+            .write(move |conn| declare(conn, &name, &declared))
             .await
     }
 
@@ -86,9 +86,13 @@ impl Queue for SqliteQueue {
         for (index, message) in messages.iter().enumerate() {
             validate_message(queue, index, message)?;
         }
+        let messages = messages
+            .into_iter()
+            .map(NewMessage::new)
+            .collect::<PortResult<Vec<_>>>()?;
         let queue = queue.to_string();
         self.db
-            .call(move |conn| insert_messages(conn, &queue, &messages))
+            .write(move |conn| insert_messages(conn, &queue, &messages))
             .await?;
         self.sent.notify_waiters();
         Ok(())
@@ -106,7 +110,7 @@ impl Queue for SqliteQueue {
             let owned_queue = queue.to_string();
             let claim = self
                 .db
-                .call(move |conn| claim_visible(conn, &owned_queue, max))
+                .write(move |conn| claim_visible(conn, &owned_queue, max))
                 .await?;
             let now = Instant::now();
             if !claim.received.is_empty() || now >= deadline {
@@ -126,7 +130,7 @@ impl Queue for SqliteQueue {
     async fn delete(&self, queue: &str, receipt: &str) -> PortResult<()> {
         let (queue, receipt) = (queue.to_string(), receipt.to_string());
         self.db
-            .call(move |conn| delete_received(conn, &queue, &receipt))
+            .write(move |conn| delete_received(conn, &queue, &receipt))
             .await
     }
 
@@ -139,7 +143,7 @@ impl Queue for SqliteQueue {
         validate_visibility_timeout(queue, timeout)?;
         let (queue, receipt) = (queue.to_string(), receipt.to_string());
         self.db
-            .call(move |conn| change_visibility(conn, &queue, &receipt, timeout))
+            .write(move |conn| change_visibility(conn, &queue, &receipt, timeout))
             .await
     }
 }
@@ -234,94 +238,111 @@ fn validate_queue_name(name: &str) -> PortResult<()> {
     Ok(())
 }
 
-fn immediate(conn: &mut Connection) -> PortResult<Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sqlite_error)
-}
-
-fn load_spec(tx: &Transaction<'_>, queue: &str) -> PortResult<Option<StoredSpec>> {
-    tx.query_row(
-        "SELECT visibility_timeout_ms, dead_letter_queue, max_receives FROM queue_queues WHERE name = ?1",
-        params![queue],
-        |row| {
-            let dead_letter_queue: Option<String> = row.get(1)?;
-            let max_receives: Option<u32> = row.get(2)?;
-            Ok(StoredSpec { visibility_timeout_ms: row.get(0)?, dead_letter: dead_letter_queue.zip(max_receives) })
-        },
-    )
+fn load_spec(conn: &Connection, queue: &str) -> PortResult<Option<StoredSpec>> {
+    cached(
+        conn,
+        "SELECT visibility_timeout_ms, dead_letter_queue, max_receives FROM queue_queues
+         WHERE name = ?1",
+    )?
+    .query_row(params![queue], |row| {
+        let dead_letter_queue: Option<String> = row.get(1)?;
+        let max_receives: Option<u32> = row.get(2)?;
+        Ok(StoredSpec {
+            visibility_timeout_ms: row.get(0)?,
+            dead_letter: dead_letter_queue.zip(max_receives),
+        })
+    })
     .optional()
     .map_err(sqlite_error)
 }
 
-fn require_spec(tx: &Transaction<'_>, queue: &str) -> PortResult<StoredSpec> {
-    load_spec(tx, queue)?.ok_or_else(|| PortError::NotFound(format!("queue {queue}")))
+fn require_spec(conn: &Connection, queue: &str) -> PortResult<StoredSpec> {
+    load_spec(conn, queue)?.ok_or_else(|| PortError::NotFound(format!("queue {queue}")))
 }
 
-fn insert_spec(tx: &Transaction<'_>, name: &str, spec: &StoredSpec) -> PortResult<()> {
+fn insert_spec(conn: &Connection, name: &str, spec: &StoredSpec) -> PortResult<()> {
     let (dead_letter_queue, max_receives) = spec.dead_letter.clone().unzip();
-    tx.execute(
+    cached(
+        conn,
         "INSERT INTO queue_queues (name, visibility_timeout_ms, dead_letter_queue, max_receives)
          VALUES (?1, ?2, ?3, ?4)",
-        params![
-            name,
-            spec.visibility_timeout_ms,
-            dead_letter_queue,
-            max_receives
-        ],
-    )
+    )?
+    .execute(params![
+        name,
+        spec.visibility_timeout_ms,
+        dead_letter_queue,
+        max_receives
+    ])
     .map_err(sqlite_error)?;
     Ok(())
 }
 
-fn declare(conn: &mut Connection, name: &str, declared: &StoredSpec) -> PortResult<()> {
-    let tx = immediate(conn)?;
+/// Checks before it writes, as `Db::write` requires: a conflicting declaration creates nothing.
+fn declare(conn: &Connection, name: &str, declared: &StoredSpec) -> PortResult<()> {
+    let existing = load_spec(conn, name)?;
+    if let Some(existing) = &existing
+        && existing != declared
+    {
+        return Err(PortError::AlreadyExists(format!(
+            "queue {name} exists with {existing}, not {declared}"
+        )));
+    }
     if let Some((dead_letter_queue, _)) = &declared.dead_letter
-        && load_spec(&tx, dead_letter_queue)?.is_none()
+        && load_spec(conn, dead_letter_queue)?.is_none()
     {
         insert_spec(
-            &tx,
+            conn,
             dead_letter_queue,
             &StoredSpec::default_for_dead_letter_queue(),
         )?;
     }
-    match load_spec(&tx, name)? {
-        None => insert_spec(&tx, name, declared)?,
-        Some(existing) if existing == *declared => {}
-        Some(existing) => {
-            return Err(PortError::AlreadyExists(format!(
-                "queue {name} exists with {existing}, not {declared}"
-            )));
-        }
+    if existing.is_none() {
+        insert_spec(conn, name, declared)?;
     }
-    tx.commit().map_err(sqlite_error)
+    Ok(())
 }
 
-fn insert_messages(conn: &mut Connection, queue: &str, messages: &[OutMessage]) -> PortResult<()> {
-    let tx = immediate(conn)?;
-    require_spec(&tx, queue)?;
-    let now = now_ms();
-    {
-        let mut insert = tx
-            .prepare(
-                "INSERT INTO queue_messages (id, queue, body, attributes, visible_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(sqlite_error)?;
-        for message in messages {
-            let attributes = serde_json::to_string(&message.attributes)
-                .map_err(|e| PortError::Other(format!("cannot encode message attributes: {e}")))?;
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            insert
-                .execute(params![
-                    id,
-                    queue,
-                    message.body,
-                    attributes,
-                    now + millis(message.delay)
-                ])
-                .map_err(sqlite_error)?;
-        }
+/// A message ready for its row, prepared before the database is taken.
+struct NewMessage {
+    id: String,
+    body: String,
+    attributes: String,
+    delay_ms: i64,
+}
+
+impl NewMessage {
+    fn new(message: OutMessage) -> PortResult<Self> {
+        let attributes = serde_json::to_string(&message.attributes)
+            .map_err(|e| PortError::Other(format!("cannot encode message attributes: {e}")))?;
+        Ok(Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            body: message.body,
+            attributes,
+            delay_ms: millis(message.delay),
+        })
     }
-    tx.commit().map_err(sqlite_error)
+}
+
+fn insert_messages(conn: &Connection, queue: &str, messages: &[NewMessage]) -> PortResult<()> {
+    require_spec(conn, queue)?;
+    let now = now_ms();
+    let mut insert = cached(
+        conn,
+        "INSERT INTO queue_messages (id, queue, body, attributes, visible_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for message in messages {
+        insert
+            .execute(params![
+                message.id,
+                queue,
+                message.body,
+                message.attributes,
+                now + message.delay_ms
+            ])
+            .map_err(sqlite_error)?;
+    }
+    Ok(())
 }
 
 /// What one look at a queue found.
@@ -342,16 +363,16 @@ struct Candidate {
 }
 
 /// Claims up to `max` visible messages, oldest first; moves the ones past their dead-letter policy instead.
-fn claim_visible(conn: &mut Connection, queue: &str, max: u32) -> PortResult<Claim> {
-    let tx = immediate(conn)?;
-    let spec = require_spec(&tx, queue)?;
+fn claim_visible(conn: &Connection, queue: &str, max: u32) -> PortResult<Claim> {
+    let spec = require_spec(conn, queue)?;
     let now = now_ms();
     let mut received = Vec::new();
     let mut claimed = std::collections::HashSet::new();
     // Keyset position over (visible_at_ms, seq), so dead-lettered messages do not eat into `max`.
     let mut after = (i64::MIN, i64::MIN);
     while received.len() < max as usize {
-        let candidates = visible_candidates(&tx, queue, now, after, max as usize - received.len())?;
+        let candidates =
+            visible_candidates(conn, queue, now, after, max as usize - received.len())?;
         if candidates.is_empty() {
             break;
         }
@@ -365,10 +386,10 @@ fn claim_visible(conn: &mut Connection, queue: &str, max: u32) -> PortResult<Cla
                 Some((dead_letter_queue, max_receives))
                     if candidate.receive_count >= *max_receives =>
                 {
-                    move_to_dead_letter_queue(&tx, candidate.seq, dead_letter_queue, now)?;
+                    move_to_dead_letter_queue(conn, candidate.seq, dead_letter_queue, now)?;
                 }
                 _ => received.push(mark_received(
-                    &tx,
+                    conn,
                     queue,
                     candidate,
                     now + spec.visibility_timeout_ms,
@@ -376,9 +397,8 @@ fn claim_visible(conn: &mut Connection, queue: &str, max: u32) -> PortResult<Cla
             }
         }
     }
-    let next_visible_in = next_visible_at(&tx, queue, now)?
+    let next_visible_in = next_visible_at(conn, queue, now)?
         .map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or_default()));
-    tx.commit().map_err(sqlite_error)?;
     Ok(Claim {
         received,
         next_visible_in,
@@ -386,13 +406,13 @@ fn claim_visible(conn: &mut Connection, queue: &str, max: u32) -> PortResult<Cla
 }
 
 fn visible_candidates(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     queue: &str,
     now: i64,
     after: (i64, i64),
     limit: usize,
 ) -> PortResult<Vec<Candidate>> {
-    let mut select = tx
+    let mut select = conn
         .prepare_cached(
             "SELECT seq, id, body, attributes, visible_at_ms, receive_count FROM queue_messages
              WHERE queue = ?1 AND visible_at_ms <= ?2 AND (visible_at_ms, seq) > (?3, ?4)
@@ -415,7 +435,7 @@ fn visible_candidates(
 }
 
 fn mark_received(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     queue: &str,
     candidate: Candidate,
     visible_at_ms: i64,
@@ -428,10 +448,12 @@ fn mark_received(
             ))
         })?;
     let receipt = new_receipt(&candidate.id);
-    tx.execute(
-        "UPDATE queue_messages SET receive_count = receive_count + 1, receipt = ?1, visible_at_ms = ?2 WHERE seq = ?3",
-        params![receipt, visible_at_ms, candidate.seq],
-    )
+    cached(
+        conn,
+        "UPDATE queue_messages SET receive_count = receive_count + 1, receipt = ?1, visible_at_ms = ?2
+         WHERE seq = ?3",
+    )?
+    .execute(params![receipt, visible_at_ms, candidate.seq])
     .map_err(sqlite_error)?;
     Ok(Received {
         id: candidate.id,
@@ -444,25 +466,26 @@ fn mark_received(
 
 /// The message keeps its receive count, as on SQS; it is visible in the dead-letter queue at once.
 fn move_to_dead_letter_queue(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     seq: i64,
     dead_letter_queue: &str,
     now: i64,
 ) -> PortResult<()> {
-    tx.execute(
+    cached(
+        conn,
         "UPDATE queue_messages SET queue = ?1, visible_at_ms = ?2, receipt = NULL WHERE seq = ?3",
-        params![dead_letter_queue, now, seq],
-    )
+    )?
+    .execute(params![dead_letter_queue, now, seq])
     .map_err(sqlite_error)?;
     Ok(())
 }
 
-fn next_visible_at(tx: &Transaction<'_>, queue: &str, now: i64) -> PortResult<Option<i64>> {
-    tx.query_row(
+fn next_visible_at(conn: &Connection, queue: &str, now: i64) -> PortResult<Option<i64>> {
+    cached(
+        conn,
         "SELECT MIN(visible_at_ms) FROM queue_messages WHERE queue = ?1 AND visible_at_ms > ?2",
-        params![queue, now],
-        |row| row.get(0),
-    )
+    )?
+    .query_row(params![queue, now], |row| row.get(0))
     .map_err(sqlite_error)
 }
 
@@ -489,29 +512,27 @@ enum ReceiptState {
     Unknown,
 }
 
-fn receipt_state(tx: &Transaction<'_>, queue: &str, receipt: &str) -> PortResult<ReceiptState> {
-    let current: Option<i64> = tx
-        .query_row(
-            "SELECT seq FROM queue_messages WHERE receipt = ?1 AND queue = ?2",
-            params![receipt, queue],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sqlite_error)?;
+fn receipt_state(conn: &Connection, queue: &str, receipt: &str) -> PortResult<ReceiptState> {
+    let current: Option<i64> = cached(
+        conn,
+        "SELECT seq FROM queue_messages WHERE receipt = ?1 AND queue = ?2",
+    )?
+    .query_row(params![receipt, queue], |row| row.get(0))
+    .optional()
+    .map_err(sqlite_error)?;
     if let Some(seq) = current {
         return Ok(ReceiptState::Current { seq });
     }
     let Some(message_id) = message_id_of(receipt) else {
         return Ok(ReceiptState::Unknown);
     };
-    let present: Option<i64> = tx
-        .query_row(
-            "SELECT seq FROM queue_messages WHERE id = ?1 AND queue = ?2",
-            params![message_id, queue],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sqlite_error)?;
+    let present: Option<i64> = cached(
+        conn,
+        "SELECT seq FROM queue_messages WHERE id = ?1 AND queue = ?2",
+    )?
+    .query_row(params![message_id, queue], |row| row.get(0))
+    .optional()
+    .map_err(sqlite_error)?;
     let message_id = message_id.to_string();
     Ok(match present {
         Some(_) => ReceiptState::Stale { message_id },
@@ -532,35 +553,35 @@ fn unknown(queue: &str, receipt: &str) -> PortError {
 }
 
 /// Deleting a message that has already left the queue succeeds, as on SQS.
-fn delete_received(conn: &mut Connection, queue: &str, receipt: &str) -> PortResult<()> {
-    let tx = immediate(conn)?;
-    require_spec(&tx, queue)?;
-    match receipt_state(&tx, queue, receipt)? {
+fn delete_received(conn: &Connection, queue: &str, receipt: &str) -> PortResult<()> {
+    require_spec(conn, queue)?;
+    match receipt_state(conn, queue, receipt)? {
         ReceiptState::Current { seq } => {
-            tx.execute("DELETE FROM queue_messages WHERE seq = ?1", params![seq])
+            cached(conn, "DELETE FROM queue_messages WHERE seq = ?1")?
+                .execute(params![seq])
                 .map_err(sqlite_error)?;
         }
         ReceiptState::Gone { .. } => {}
         ReceiptState::Stale { message_id } => return Err(stale(queue, &message_id)),
         ReceiptState::Unknown => return Err(unknown(queue, receipt)),
     }
-    tx.commit().map_err(sqlite_error)
+    Ok(())
 }
 
 fn change_visibility(
-    conn: &mut Connection,
+    conn: &Connection,
     queue: &str,
     receipt: &str,
     timeout: Duration,
 ) -> PortResult<()> {
-    let tx = immediate(conn)?;
-    require_spec(&tx, queue)?;
-    match receipt_state(&tx, queue, receipt)? {
+    require_spec(conn, queue)?;
+    match receipt_state(conn, queue, receipt)? {
         ReceiptState::Current { seq } => {
-            tx.execute(
+            cached(
+                conn,
                 "UPDATE queue_messages SET visible_at_ms = ?1 WHERE seq = ?2",
-                params![now_ms() + millis(timeout), seq],
-            )
+            )?
+            .execute(params![now_ms() + millis(timeout), seq])
             .map_err(sqlite_error)?;
         }
         ReceiptState::Gone { message_id } => {
@@ -571,7 +592,7 @@ fn change_visibility(
         ReceiptState::Stale { message_id } => return Err(stale(queue, &message_id)),
         ReceiptState::Unknown => return Err(unknown(queue, receipt)),
     }
-    tx.commit().map_err(sqlite_error)
+    Ok(())
 }
 
 #[cfg(test)]

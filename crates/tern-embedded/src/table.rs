@@ -1,9 +1,11 @@
 //! The embedded table adapter: DynamoDB's item model on the shared SQLite database.
 //!
-//! Each item is one row keyed by `(pk, sk)` and stored whole as DynamoDB JSON; `gsi1pk`/`gsi1sk` and `ttl`
-//! are copied into columns so that the sparse index and expiry are plain SQL. Text compares with SQLite's
-//! default `BINARY` collation, which is UTF-8 byte order — DynamoDB's order for string keys. Every write
-//! runs inside one SQLite transaction, so conditions, updates and transactions are atomic.
+//! Each item is one row keyed by `(pk, sk)`, its other attributes in the `item` column in a compact binary
+//! encoding (see `codec`; rows of DynamoDB JSON text written before it are still read); `gsi1pk`/`gsi1sk`
+//! and `ttl` are copied into columns so that the sparse index and expiry are plain SQL. Text compares with
+//! SQLite's default `BINARY` collation, which is UTF-8 byte order — DynamoDB's order for string keys. Every
+//! write runs inside one SQLite transaction ([`Db::write`]), so conditions, updates and transactions are
+//! atomic; each checks its conditions before its first change, as `Db::write` asks.
 //!
 //! Expired items (a `ttl` at or before now) are absent to reads and to conditions; a write over one starts
 //! from nothing, as if DynamoDB's TTL sweep had already removed it.
@@ -12,8 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 use tern_ports::table::{
     AttrValue, GSI1_PK, GSI1_SK, PK, SK, TTL, require_key, validate_query_limit,
@@ -23,7 +25,9 @@ use tern_ports::{
     SystemClock, Table, TransactOp, Update, WriteOp,
 };
 
-use crate::db::{Db, sqlite_error};
+use crate::db::{Db, cached, sqlite_error};
+
+mod codec;
 
 /// DynamoDB's size limits on key attributes, in bytes.
 const MAX_PARTITION_KEY_BYTES: usize = 2048;
@@ -71,11 +75,12 @@ impl SqliteTable {
     /// items, so this only reclaims space, like DynamoDB's background TTL sweep.
     pub async fn purge_expired(&self, now_epoch: i64) -> PortResult<usize> {
         self.db
-            .call(move |conn| {
-                conn.execute(
+            .write(move |conn| {
+                cached(
+                    conn,
                     "DELETE FROM table_items WHERE ttl IS NOT NULL AND ttl <= ?1",
-                    params![now_epoch],
-                )
+                )?
+                .execute(params![now_epoch])
                 .map_err(sqlite_error)
             })
             .await
@@ -91,7 +96,7 @@ impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> PortResult<Option<Item>> {
         validate_key(key)?;
         let (key, now) = (key.clone(), self.now_epoch());
-        self.db.call(move |conn| load_live(conn, &key, now)).await
+        self.db.read(move |conn| load_live(conn, &key, now)).await
     }
 
     async fn batch_get(&self, keys: &[Key]) -> PortResult<Vec<Item>> {
@@ -99,26 +104,30 @@ impl Table for SqliteTable {
         let unique: BTreeSet<Key> = keys.iter().cloned().collect();
         let now = self.now_epoch();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
+                // One read transaction: one snapshot, and the WAL read lock taken once for all keys.
+                let tx = conn.transaction().map_err(sqlite_error)?;
                 let mut found = Vec::with_capacity(unique.len());
                 for key in &unique {
-                    found.extend(load_live(conn, key, now)?);
+                    found.extend(load_live(&tx, key, now)?);
                 }
+                tx.commit().map_err(sqlite_error)?;
                 Ok(found)
             })
             .await
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> PortResult<()> {
-        let key = validate_item(&item)?;
+        let row = Row::new(validate_item(&item)?, &item);
         let now = self.now_epoch();
         self.db
-            .call(move |conn| {
-                in_transaction(conn, |conn| {
-                    let current = load_live(conn, &key, now)?;
-                    check(condition.as_ref(), current.as_ref())?;
-                    store(conn, &key, &item)
-                })
+            .write(move |conn| {
+                if let Some(condition) = &condition
+                    && !condition_holds(conn, &row.key, now, condition)?
+                {
+                    return Err(PortError::ConditionFailed);
+                }
+                store(conn, &row)
             })
             .await
     }
@@ -133,14 +142,12 @@ impl Table for SqliteTable {
         validate_update(&update)?;
         let (key, now) = (key.clone(), self.now_epoch());
         self.db
-            .call(move |conn| {
-                in_transaction(conn, |conn| {
-                    let current = load_live(conn, &key, now)?;
-                    check(condition.as_ref(), current.as_ref())?;
-                    let updated = apply_update(&key, &update, current)?;
-                    store(conn, &key, &updated)?;
-                    Ok(updated)
-                })
+            .write(move |conn| {
+                let current = load_live(conn, &key, now)?;
+                check(condition.as_ref(), current.as_ref())?;
+                let updated = apply_update(&key, &update, current)?;
+                store(conn, &Row::new(key, &updated))?;
+                Ok(updated)
             })
             .await
     }
@@ -149,13 +156,11 @@ impl Table for SqliteTable {
         validate_key(key)?;
         let (key, now) = (key.clone(), self.now_epoch());
         self.db
-            .call(move |conn| {
-                in_transaction(conn, |conn| {
-                    let current = load_live(conn, &key, now)?;
-                    check(condition.as_ref(), current.as_ref())?;
-                    remove(conn, &key)?;
-                    Ok(current)
-                })
+            .write(move |conn| {
+                let current = load_live(conn, &key, now)?;
+                check(condition.as_ref(), current.as_ref())?;
+                remove(conn, &key)?;
+                Ok(current)
             })
             .await
     }
@@ -169,36 +174,26 @@ impl Table for SqliteTable {
             .transpose()?;
         let now = self.now_epoch();
         self.db
-            .call(move |conn| run_query(conn, &query, after.as_ref(), now))
+            .read(move |conn| run_query(conn, &query, after.as_ref(), now))
             .await
     }
 
     async fn batch_write(&self, ops: Vec<WriteOp>) -> PortResult<()> {
-        let keyed = ops
+        // Encoded before taking the database, so that the work under its lock is only SQL.
+        let writes = ops
             .into_iter()
-            .map(|op| {
-                let key = match &op {
-                    WriteOp::Put(item) => validate_item(item)?,
-                    WriteOp::Delete(key) => validate_key(key).map(|()| key.clone())?,
-                };
-                Ok((key, op))
+            .map(|op| match op {
+                WriteOp::Put(item) => Ok(Write::Put(Row::new(validate_item(&item)?, &item))),
+                WriteOp::Delete(key) => validate_key(&key).map(|()| Write::Delete(key)),
             })
             .collect::<PortResult<Vec<_>>>()?;
-        if keyed.is_empty() {
+        if writes.is_empty() {
             return Ok(());
         }
         self.db
-            .call(move |conn| {
-                in_transaction(conn, |conn| {
-                    // Applied in order, so the last operation on a key wins, as the AWS adapter guarantees.
-                    for (key, op) in &keyed {
-                        match op {
-                            WriteOp::Put(item) => store(conn, key, item)?,
-                            WriteOp::Delete(_) => remove(conn, key)?,
-                        }
-                    }
-                    Ok(())
-                })
+            .write(move |conn| {
+                // Applied in order, so the last operation on a key wins, as the AWS adapter guarantees.
+                writes.iter().try_for_each(|write| apply_write(conn, write))
             })
             .await
     }
@@ -210,24 +205,9 @@ impl Table for SqliteTable {
         }
         let now = self.now_epoch();
         self.db
-            .call(move |conn| {
-                in_transaction(conn, |conn| apply_transaction(conn, &ops, &keys, now))
-            })
+            .write(move |conn| apply_transaction(conn, &ops, &keys, now))
             .await
     }
-}
-
-/// Runs `work` in an immediate transaction, committed only when it succeeds.
-fn in_transaction<T>(
-    conn: &mut Connection,
-    work: impl FnOnce(&Connection) -> PortResult<T>,
-) -> PortResult<T> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sqlite_error)?;
-    let result = work(&tx)?;
-    tx.commit().map_err(sqlite_error)?;
-    Ok(result)
 }
 
 fn check(condition: Option<&Condition>, current: Option<&Item>) -> PortResult<()> {
@@ -237,6 +217,7 @@ fn check(condition: Option<&Condition>, current: Option<&Item>) -> PortResult<()
     }
 }
 
+/// Checks every condition, then applies every operation.
 fn apply_transaction(
     conn: &Connection,
     ops: &[TransactOp],
@@ -246,11 +227,24 @@ fn apply_transaction(
     let mut current = Vec::with_capacity(ops.len());
     let mut failed = Vec::new();
     for (index, (op, key)) in ops.iter().zip(keys).enumerate() {
-        let stored = load_live(conn, key, now)?;
-        if op
-            .condition()
-            .is_some_and(|condition| !condition.holds_for(stored.as_ref()))
-        {
+        // Only an update starts from the stored item; the other operations need at most its condition.
+        let (stored, holds) = match op {
+            TransactOp::Update { condition, .. } => {
+                let stored = load_live(conn, key, now)?;
+                let holds = condition
+                    .as_ref()
+                    .is_none_or(|condition| condition.holds_for(stored.as_ref()));
+                (stored, holds)
+            }
+            other => {
+                let holds = match other.condition() {
+                    Some(condition) => condition_holds(conn, key, now, condition)?,
+                    None => true,
+                };
+                (None, holds)
+            }
+        };
+        if !holds {
             failed.push(index);
         }
         current.push(stored);
@@ -258,17 +252,23 @@ fn apply_transaction(
     if !failed.is_empty() {
         return Err(PortError::TransactionCanceled { failed });
     }
-    for ((op, key), stored) in ops.iter().zip(keys).zip(current) {
-        match op {
-            TransactOp::Put { item, .. } => store(conn, key, item)?,
-            TransactOp::Update { update, .. } => {
-                store(conn, key, &apply_update(key, update, stored)?)?
-            }
-            TransactOp::Delete { .. } => remove(conn, key)?,
-            TransactOp::Check { .. } => {}
-        }
-    }
-    Ok(())
+    // Every update is worked out before anything is written: an update that turns out invalid fails the
+    // transaction before its first change, as `Db::write` requires.
+    let writes = ops
+        .iter()
+        .zip(keys)
+        .zip(current)
+        .filter_map(|((op, key), stored)| match op {
+            TransactOp::Put { item, .. } => Some(Ok(Write::Put(Row::new(key.clone(), item)))),
+            TransactOp::Update { update, .. } => Some(
+                apply_update(key, update, stored)
+                    .map(|updated| Write::Put(Row::new(key.clone(), &updated))),
+            ),
+            TransactOp::Delete { .. } => Some(Ok(Write::Delete(key.clone()))),
+            TransactOp::Check { .. } => None,
+        })
+        .collect::<PortResult<Vec<_>>>()?;
+    writes.iter().try_for_each(|write| apply_write(conn, write))
 }
 
 /// The port's transaction checks, with this engine's checks of each operation; returns each operation's
@@ -367,33 +367,96 @@ fn apply_update(key: &Key, update: &Update, current: Option<Item>) -> PortResult
     Ok(updated)
 }
 
-fn load_live(conn: &Connection, key: &Key, now: i64) -> PortResult<Option<Item>> {
-    let json: Option<String> = conn
-        .query_row(
-            "SELECT item FROM table_items WHERE pk = ?1 AND sk = ?2 AND (ttl IS NULL OR ttl > ?3)",
-            params![key.pk, key.sk, now],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sqlite_error)?;
-    json.map(|json| decode_item(&json)).transpose()
+/// Whether `condition` holds for the live item under `key`; the item is read only when the condition
+/// looks inside it.
+fn condition_holds(
+    conn: &Connection,
+    key: &Key,
+    now: i64,
+    condition: &Condition,
+) -> PortResult<bool> {
+    match condition {
+        Condition::NotExists => Ok(!exists_live(conn, key, now)?),
+        Condition::Exists => exists_live(conn, key, now),
+        _ => Ok(condition.holds_for(load_live(conn, key, now)?.as_ref())),
+    }
 }
 
-fn store(conn: &Connection, key: &Key, item: &Item) -> PortResult<()> {
-    let json = serde_json::to_string(item)
-        .map_err(|e| PortError::Other(format!("cannot encode item: {e}")))?;
-    let gsi1 = item.gsi1_key();
-    conn.execute(
+fn exists_live(conn: &Connection, key: &Key, now: i64) -> PortResult<bool> {
+    cached(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM table_items
+                        WHERE pk = ?1 AND sk = ?2 AND (ttl IS NULL OR ttl > ?3))",
+    )?
+    .query_row(params![key.pk, key.sk, now], |row| row.get(0))
+    .map_err(sqlite_error)
+}
+
+fn load_live(conn: &Connection, key: &Key, now: i64) -> PortResult<Option<Item>> {
+    cached(
+        conn,
+        "SELECT item FROM table_items WHERE pk = ?1 AND sk = ?2 AND (ttl IS NULL OR ttl > ?3)",
+    )?
+    .query_row(params![key.pk, key.sk, now], |row| {
+        Ok(decode_item(key.clone(), row.get_ref(0)?))
+    })
+    .optional()
+    .map_err(sqlite_error)?
+    .transpose()
+}
+
+/// An item as its row stores it: the key, the columns copied for the index and expiry, and the encoding.
+struct Row {
+    key: Key,
+    gsi1: Option<Key>,
+    ttl: Option<i64>,
+    encoded: Vec<u8>,
+}
+
+impl Row {
+    fn new(key: Key, item: &Item) -> Self {
+        Self {
+            key,
+            gsi1: item.gsi1_key(),
+            ttl: item.get_i64(TTL),
+            encoded: codec::encode(item),
+        }
+    }
+}
+
+/// One write, ready for the database.
+enum Write {
+    Put(Row),
+    Delete(Key),
+}
+
+fn apply_write(conn: &Connection, write: &Write) -> PortResult<()> {
+    match write {
+        Write::Put(row) => store(conn, row),
+        Write::Delete(key) => remove(conn, key),
+    }
+}
+
+fn store(conn: &Connection, row: &Row) -> PortResult<()> {
+    let Row {
+        key,
+        gsi1,
+        ttl,
+        encoded,
+    } = row;
+    cached(
+        conn,
         "INSERT INTO table_items (pk, sk, gsi1pk, gsi1sk, ttl, item) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (pk, sk) DO UPDATE SET
              gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk, ttl = excluded.ttl, item = excluded.item",
-        params![
+    )?
+    .execute(params![
             key.pk,
             key.sk,
             gsi1.as_ref().map(|k| k.pk.as_str()),
             gsi1.as_ref().map(|k| k.sk.as_str()),
-            item.get_i64(TTL),
-            json
+            ttl,
+            encoded
         ],
     )
     .map_err(sqlite_error)?;
@@ -401,17 +464,32 @@ fn store(conn: &Connection, key: &Key, item: &Item) -> PortResult<()> {
 }
 
 fn remove(conn: &Connection, key: &Key) -> PortResult<()> {
-    conn.execute(
-        "DELETE FROM table_items WHERE pk = ?1 AND sk = ?2",
-        params![key.pk, key.sk],
-    )
-    .map_err(sqlite_error)?;
+    cached(conn, "DELETE FROM table_items WHERE pk = ?1 AND sk = ?2")?
+        .execute(params![key.pk, key.sk])
+        .map_err(sqlite_error)?;
     Ok(())
 }
 
-fn decode_item(json: &str) -> PortResult<Item> {
-    serde_json::from_str(json)
-        .map_err(|e| PortError::Other(format!("stored item is not DynamoDB JSON: {e}")))
+/// The item in a row's `item` column.
+fn decode_item(key: Key, column: ValueRef<'_>) -> PortResult<Item> {
+    let stored = match column {
+        ValueRef::Blob(bytes) => codec::Stored::Binary(bytes),
+        ValueRef::Text(text) => codec::Stored::Json(std::str::from_utf8(text).map_err(|e| {
+            PortError::Other(format!(
+                "the stored item ({}, {}) is not UTF-8: {e}",
+                key.pk, key.sk
+            ))
+        })?),
+        other => {
+            return Err(PortError::Other(format!(
+                "the stored item ({}, {}) is a {:?}, not an item",
+                key.pk,
+                key.sk,
+                other.data_type()
+            )));
+        }
+    };
+    codec::decode(key, stored)
 }
 
 /// Where a page ended: the last item's sort position in the index it was read from.
@@ -503,7 +581,7 @@ fn run_query(
         .collect::<Vec<_>>()
         .join(", ");
     let mut sql = format!(
-        "SELECT item FROM table_items WHERE {} ORDER BY {order}",
+        "SELECT pk, sk, item FROM table_items WHERE {} ORDER BY {order}",
         clauses.join(" AND ")
     );
     if let Some(limit) = query.limit {
@@ -512,16 +590,15 @@ fn run_query(
         values.push(Value::Integer(i64::from(limit) + 1));
     }
 
-    let mut statement = conn.prepare_cached(&sql).map_err(sqlite_error)?;
-    let rows = statement
-        .query_map(params_from_iter(values), |row| row.get::<_, String>(0))
+    let mut statement = cached(conn, &sql)?;
+    let mut items = statement
+        .query_map(params_from_iter(values), |row| {
+            let key = Key::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?);
+            Ok(decode_item(key, row.get_ref(2)?))
+        })
         .map_err(sqlite_error)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sqlite_error)?;
-    let mut items = rows
-        .iter()
-        .map(|json| decode_item(json))
-        .collect::<PortResult<Vec<_>>>()?;
+        .collect::<Result<PortResult<Vec<_>>, _>>()
+        .map_err(sqlite_error)??;
 
     let cursor = match query.limit {
         Some(limit) if items.len() > limit as usize => {
@@ -626,6 +703,43 @@ mod tests {
             .query(Query::new("p").after(Some(Cursor("not-a-cursor".into()))))
             .await;
         assert!(matches!(forged, Err(PortError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn an_item_stored_as_dynamodb_json_text_is_still_read_and_rewritten_in_the_compact_encoding()
+     {
+        let table = table();
+        let key = Key::new("p", "old");
+        let item = Item::new(&key).with("name", "Ada").with("visits", 3i64);
+        let json = serde_json::to_string(&item).unwrap();
+        table
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO table_items (pk, sk, item) VALUES ('p', 'old', ?1)",
+                    params![json],
+                )
+                .map_err(sqlite_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(table.get(&key).await.unwrap(), Some(item.clone()));
+
+        let updated = table
+            .update(&key, Update::new().add("visits", 1i64), None)
+            .await
+            .unwrap();
+        assert_eq!(updated, item.with("visits", 4i64));
+        let stored_type = table.db.call(|conn| {
+            conn.query_row(
+                "SELECT typeof(item) FROM table_items WHERE pk = 'p' AND sk = 'old'",
+                [],
+                |row| row.get::<_, String>(0),
+            )
+            .map_err(sqlite_error)
+        });
+        assert_eq!(stored_type.await.unwrap(), "blob");
+        assert_eq!(table.get(&key).await.unwrap(), Some(updated));
     }
 
     #[tokio::test]

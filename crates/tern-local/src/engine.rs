@@ -143,10 +143,7 @@ impl Engine {
     /// file that can be copied or backed up.
     pub async fn flush(&self) -> Result<(), LocalError> {
         self.db
-            .call(|conn| {
-                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-                    .map_err(tern_embedded::db::sqlite_error)
-            })
+            .flush()
             .await
             .map_err(LocalError::engine("database"))
     }
