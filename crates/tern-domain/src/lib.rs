@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod layout;
 pub mod profile;
 pub mod secret;
+pub mod segments;
 mod stored;
 pub mod workspace;
 
