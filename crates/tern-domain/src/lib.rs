@@ -11,6 +11,7 @@ pub mod profile;
 pub mod secret;
 pub mod segments;
 mod stored;
+pub mod templates;
 pub mod workspace;
 
 pub use error::{DomainError, DomainResult};
