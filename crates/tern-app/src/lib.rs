@@ -9,6 +9,7 @@ pub mod imports;
 pub mod lake;
 pub mod problem;
 pub mod queues;
+pub mod segments;
 pub mod trace;
 pub mod tracking;
 pub mod users;

@@ -19,6 +19,13 @@
 //! | group member | `WS#<ws>#G#<groupId>` | `MEMBER#<userId>` or `MEMBER#ANON#<anonymousId>` | — | — |
 //! | import | `WS#<ws>` | `IMPORT#<importId>` | — | — |
 //! | import row error | `WS#<ws>` | `IMPORT#<importId>#ERR#<row, 12 digits>` | — | — |
+//! | segment (latest version) | `WS#<ws>` | `SEGMENT#<segmentId>` | — | — |
+//! | segment version | `WS#<ws>` | `SEGVER#<segmentId>#<version, 10 digits>` | — | — |
+//! | user's segment state | the profile's `pk` | `SEGSTATE` | — | — |
+//! | user's segment change | the profile's `pk` | `SEGCHANGE#<time, sortable>#<segmentId>#<entered or exited>` | — | — |
+//! | segment member | `WS#<ws>#SEG#<segmentId>#M#<shard 0..31>` | `<userId>` | — | — |
+//! | segment member count | `WS#<ws>#SEG#<segmentId>#COUNT` | `<shard 0..31, 2 digits>` | — | — |
+//! | user due for a segment check | `WS#<ws>#SEGDUE#<shard 0..15>` | `<due time, sortable>#<userId>` | — | — |
 //!
 //! Attributes of a profile: each trait as `t:<name>` holding the trait's JSON text, so that an identify
 //! merges with one update and no read; each linked identity (an anonymousId or an alias's previousId) as
@@ -40,6 +47,16 @@
 //!   batch of events checks all of them with one `batch_get`.
 //! - Users are listed through `gsi1`, spread over [`USER_SHARDS`] partitions by a hash of the user id, so that
 //!   a workspace signing up many users at once does not write one index partition hot.
+//! - A segment's definition is versioned: each save writes an immutable `SEGVER#` item and replaces the
+//!   `SEGMENT#` item, which holds the latest version, so listing the active segments is one query of
+//!   `SEGMENT#`. A user's segment state (counters, memberships, next checks) sits next to the profile, so that
+//!   evaluation reads both with one `batch_get`, and so do the user's membership changes, by time.
+//! - A segment's members are spread over [`SEGMENT_MEMBER_SHARDS`] partitions by a hash of the user id, and
+//!   its count over as many small items (one per shard, changed by atomic adds, summed on read): a segment of
+//!   a million users writes no partition or item hot, and its members are read shard by shard, a page at a
+//!   time.
+//! - Users due for a time-based re-check are filed by due time in [`SEGMENT_DUE_SHARDS`] partitions: a
+//!   scheduled visit reads, in each, only the entries whose time has come.
 
 use std::borrow::Cow;
 
@@ -222,6 +239,118 @@ pub fn import_error_key(workspace_id: &str, import_id: &str, row: u64) -> Key {
     )
 }
 
+/// The sort-key prefix of a workspace's segments (their latest versions).
+pub const SEGMENT_SK_PREFIX: &str = "SEGMENT#";
+/// The sort key of a user's segment state in the profile's partition.
+pub const SEGMENT_STATE_SK: &str = "SEGSTATE";
+/// The sort-key prefix of a user's segment membership changes.
+pub const SEGMENT_CHANGE_SK_PREFIX: &str = "SEGCHANGE#";
+/// How many partitions the members of one segment are spread over (and how many count items it has).
+pub const SEGMENT_MEMBER_SHARDS: u8 = 32;
+/// How many partitions the users due for a segment re-check are spread over, per workspace.
+pub const SEGMENT_DUE_SHARDS: u8 = 16;
+/// The width versions are zero-padded to in a segment version's sort key.
+const SEGMENT_VERSION_DIGITS: usize = 10;
+
+/// The item holding the latest version of a segment's definition.
+pub fn segment_key(workspace_id: &str, segment_id: &str) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!("{SEGMENT_SK_PREFIX}{}", key_part(segment_id)),
+    )
+}
+
+/// One saved version of a segment's definition; versions are zero-padded so that they sort.
+pub fn segment_version_key(workspace_id: &str, segment_id: &str, version: i64) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!(
+            "SEGVER#{}#{version:0width$}",
+            key_part(segment_id),
+            width = SEGMENT_VERSION_DIGITS
+        ),
+    )
+}
+
+/// A user's segment state: counters, memberships and next checks, next to the profile.
+pub fn segment_state_key(workspace_id: &str, user_id: &str) -> Key {
+    Key::new(
+        profile_pk(workspace_id, Subject::User(user_id)),
+        SEGMENT_STATE_SK,
+    )
+}
+
+/// The record of one membership change of a user, in the profile's partition, by time.
+pub fn segment_change_key(
+    workspace_id: &str,
+    user_id: &str,
+    at: Timestamp,
+    segment_id: &str,
+    change: &str,
+) -> Key {
+    Key::new(
+        profile_pk(workspace_id, Subject::User(user_id)),
+        format!(
+            "{SEGMENT_CHANGE_SK_PREFIX}{}#{}#{change}",
+            sortable_time(at),
+            key_part(segment_id)
+        ),
+    )
+}
+
+/// The shard of a segment's members (and count) a user falls in: FNV-1a of the user id.
+pub fn segment_member_shard(user_id: &str) -> u8 {
+    (fnv1a(user_id) % u32::from(SEGMENT_MEMBER_SHARDS)) as u8
+}
+
+/// One shard of a segment's members.
+pub fn segment_members_pk(workspace_id: &str, segment_id: &str, shard: u8) -> String {
+    format!("WS#{workspace_id}#SEG#{}#M#{shard}", key_part(segment_id))
+}
+
+/// A user's item in a segment's members.
+pub fn segment_member_key(workspace_id: &str, segment_id: &str, user_id: &str) -> Key {
+    Key::new(
+        segment_members_pk(workspace_id, segment_id, segment_member_shard(user_id)),
+        key_part(user_id),
+    )
+}
+
+/// One shard of a segment's member count.
+pub fn segment_count_key(workspace_id: &str, segment_id: &str, shard: u8) -> Key {
+    Key::new(
+        format!("WS#{workspace_id}#SEG#{}#COUNT", key_part(segment_id)),
+        format!("{shard:02}"),
+    )
+}
+
+/// One shard of a workspace's users due for a segment re-check.
+pub fn segment_due_pk(workspace_id: &str, shard: u8) -> String {
+    format!("WS#{workspace_id}#SEGDUE#{shard}")
+}
+
+/// A user's entry in the due index: due time first, so that a visit reads what is due with one range.
+pub fn segment_due_key(workspace_id: &str, user_id: &str, due: Timestamp) -> Key {
+    let shard = (fnv1a(user_id) % u32::from(SEGMENT_DUE_SHARDS)) as u8;
+    Key::new(
+        segment_due_pk(workspace_id, shard),
+        format!("{}#{}", sortable_time(due), key_part(user_id)),
+    )
+}
+
+/// The sort-key bound below which a due index partition holds the entries due at or before `now`.
+pub fn segment_due_sk_bound(now: Timestamp) -> String {
+    // `$` follows the `#` after the time, so every entry of the same instant is below the bound.
+    format!("{}$", sortable_time(now))
+}
+
+/// FNV-1a, 32 bits: a stable, well-spread hash for choosing shards.
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// The attribute holding trait `name` on a profile or group item.
 pub fn trait_attr(name: &str) -> String {
     format!("{TRAIT_ATTR_PREFIX}{name}")
@@ -342,6 +471,56 @@ mod tests {
             (0..200).map(|i| user_shard(&format!("user-{i}"))).collect();
         assert_eq!(shards.len(), usize::from(USER_SHARDS));
         assert!(shards.iter().all(|shard| *shard < USER_SHARDS));
+    }
+
+    #[test]
+    fn segment_keys_follow_the_documented_patterns() {
+        assert_eq!(
+            segment_key("ws_1", "vip"),
+            Key::new("WS#ws_1", "SEGMENT#vip")
+        );
+        assert_eq!(
+            segment_version_key("ws_1", "vip", 3),
+            Key::new("WS#ws_1", "SEGVER#vip#0000000003")
+        );
+        assert!(
+            segment_version_key("ws_1", "vip", 9).sk < segment_version_key("ws_1", "vip", 10).sk
+        );
+        assert_eq!(
+            segment_state_key("ws_1", "u#1"),
+            Key::new("WS#ws_1#U#u%231", "SEGSTATE")
+        );
+        let at: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+        assert_eq!(
+            segment_change_key("ws_1", "u1", at, "vip", "entered"),
+            Key::new(
+                "WS#ws_1#U#u1",
+                "SEGCHANGE#2026-01-02T03:04:05.000Z#vip#entered"
+            )
+        );
+        let member = segment_member_key("ws_1", "vip", "u#1");
+        assert_eq!(member.sk, "u%231");
+        assert_eq!(
+            member.pk,
+            format!("WS#ws_1#SEG#vip#M#{}", segment_member_shard("u#1"))
+        );
+        assert_eq!(
+            segment_count_key("ws_1", "vip", 7),
+            Key::new("WS#ws_1#SEG#vip#COUNT", "07")
+        );
+        let due = segment_due_key("ws_1", "u1", at);
+        assert!(due.pk.starts_with("WS#ws_1#SEGDUE#"));
+        assert_eq!(due.sk, "2026-01-02T03:04:05.000Z#u1");
+        assert!(due.sk < segment_due_sk_bound(at));
+        assert!(due.sk > segment_due_sk_bound(at - jiff::SignedDuration::from_millis(1)));
+    }
+
+    #[test]
+    fn segment_member_shards_are_stable_and_spread() {
+        let shards: std::collections::BTreeSet<u8> = (0..2000)
+            .map(|i| segment_member_shard(&format!("user-{i}")))
+            .collect();
+        assert_eq!(shards.len(), usize::from(SEGMENT_MEMBER_SHARDS));
     }
 
     #[test]

@@ -11,7 +11,10 @@
 mod definition;
 mod evaluate;
 mod index;
+pub mod membership;
+pub mod realtime;
 mod state;
+pub mod store;
 mod validate;
 
 pub use definition::{
