@@ -13,7 +13,7 @@
 //! | anonymous profile | `WS#<ws>#ANON#<anonymousId>` | `PROFILE` | — | — |
 //! | hot event | the profile's `pk` | `EV#<timestamp, sortable>#<messageId>` | — | — |
 //! | profile's group | the profile's `pk` | `GROUP#<groupId>` | — | — |
-//! | dedupe marker | `WS#<ws>#MSG#<messageId>` | `MSG` | — | — |
+//! | dedupe marker | the partition of the profile the event names (`userId`, else `anonymousId`) | `MSG#<messageId>` | — | — |
 //! | identity link | `WS#<ws>#ID#<anonymousId or previousId>` | `ID` | — | — |
 //! | group | `WS#<ws>#G#<groupId>` | `GROUP` | — | — |
 //! | group member | `WS#<ws>#G#<groupId>` | `MEMBER#<userId>` or `MEMBER#ANON#<anonymousId>` | — | — |
@@ -43,8 +43,12 @@
 //! - Every ingest key starts with the workspace's partition name, so no read of one workspace can reach another's
 //!   items.
 //! - A profile and its recent events share a partition: the admin read of a user is a `get` and one query of
-//!   `EV#` backwards (newest first). Dedupe markers and identity links each get their own partition, so that a
-//!   batch of events checks all of them with one `batch_get`.
+//!   `EV#` backwards (newest first).
+//! - A dedupe marker sits in the partition of the profile its event names, as sent (before any identity
+//!   link is resolved, so a retried message finds it again). The events of a batch touch their profiles'
+//!   partitions anyway, so the markers add no scattered writes of their own; a batch still checks all of
+//!   them, and its identity links (each in a partition of its own), with one `batch_get`. A message id
+//!   is therefore unique per user, which is what a client's retry of the same message repeats.
 //! - Users are listed through `gsi1`, spread over [`USER_SHARDS`] partitions by a hash of the user id, so that
 //!   a workspace signing up many users at once does not write one index partition hot.
 //! - A segment's definition is versioned: each save writes an immutable `SEGVER#` item and replaces the
@@ -98,8 +102,8 @@ pub const PROFILE_SK: &str = "PROFILE";
 pub const HOT_EVENT_SK_PREFIX: &str = "EV#";
 /// The sort-key prefix of a profile's group memberships.
 pub const PROFILE_GROUP_SK_PREFIX: &str = "GROUP#";
-/// The sort key of a dedupe marker.
-pub const DEDUPE_SK: &str = "MSG";
+/// The sort-key prefix of a dedupe marker in its profile's partition.
+pub const DEDUPE_SK_PREFIX: &str = "MSG#";
 /// The sort key of an identity link.
 pub const IDENTITY_LINK_SK: &str = "ID";
 /// The sort key of a group's own item.
@@ -169,11 +173,12 @@ pub fn hot_event_sk(timestamp: Timestamp, message_id: &str) -> String {
     )
 }
 
-/// The marker saying a message id was stored (the dedupe window).
-pub fn dedupe_key(workspace_id: &str, message_id: &str) -> Key {
+/// The marker saying a message id was stored (the dedupe window), in the partition of the profile the
+/// message names.
+pub fn dedupe_key(workspace_id: &str, subject: Subject<'_>, message_id: &str) -> Key {
     Key::new(
-        format!("WS#{workspace_id}#MSG#{}", key_part(message_id)),
-        DEDUPE_SK,
+        profile_pk(workspace_id, subject),
+        format!("{DEDUPE_SK_PREFIX}{}", key_part(message_id)),
     )
 }
 
@@ -407,7 +412,10 @@ mod tests {
         );
         let at: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
         assert_eq!(hot_event_sk(at, "m#1"), "EV#2026-01-02T03:04:05.000Z#m%231");
-        assert_eq!(dedupe_key("ws_1", "m1"), Key::new("WS#ws_1#MSG#m1", "MSG"));
+        assert_eq!(
+            dedupe_key("ws_1", Subject::User("u1"), "m1"),
+            Key::new("WS#ws_1#U#u1", "MSG#m1")
+        );
         assert_eq!(
             identity_link_key("ws_1", "an-1"),
             Key::new("WS#ws_1#ID#an-1", "ID")
@@ -444,7 +452,7 @@ mod tests {
         let keys = [
             profile_key("ws_a", Subject::User("u")),
             profile_key("ws_a", Subject::Anonymous("u")),
-            dedupe_key("ws_a", "m"),
+            dedupe_key("ws_a", Subject::Anonymous("a"), "m"),
             identity_link_key("ws_a", "i"),
             group_key("ws_a", "g"),
             group_member_key("ws_a", "g", Subject::User("u")),

@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tern_domain::DomainError;
 use tern_domain::ingest::store::MAX_LAKE_MESSAGE_BYTES;
-use tern_domain::ingest::{Accepted, Event, LakeBatch, accept};
+use tern_domain::ingest::{Accepted, Event, LakeBatch, Subject, accept};
 use tern_domain::layout;
 use tern_domain::profile::{TraitFilter, UserView, get_user, list_users};
 use tern_embedded::Db;
@@ -564,7 +564,8 @@ async fn a_failure_after_the_claim_releases_the_markers_so_the_retry_stores_the_
 #[tokio::test]
 async fn a_marker_written_first_by_a_concurrent_request_makes_its_event_a_duplicate() {
     let setup = setup().await;
-    *setup.table.race_markers.lock().unwrap() = vec![layout::dedupe_key(WS, "m2")];
+    *setup.table.race_markers.lock().unwrap() =
+        vec![layout::dedupe_key(WS, Subject::User("u1"), "m2")];
     let accepted = setup
         .accept(vec![
             track("m1", 1, json!({"userId": "u1"})),

@@ -22,6 +22,10 @@ use tern_embedded::table::SqliteTable;
 use tern_embedded::workflows::{EmbeddedWorkflows, NoTasks};
 use tern_ports::{Ports, Queue, QueueSpec, SystemClock};
 
+/// The allocator of the `tern` binary, so that the figures are the ones `tern up` gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS_PER_BATCH: usize = 100;
 /// Users the batches draw from; every batch takes a consecutive run of them, so profiles are updated
 /// again and again, as on a real site.

@@ -145,8 +145,8 @@ impl Table for SqliteTable {
             .write(move |conn| {
                 let current = load_live(conn, &key, now)?;
                 check(condition.as_ref(), current.as_ref())?;
-                let updated = apply_update(&key, &update, current)?;
-                store(conn, &Row::new(key, &updated))?;
+                let (row, updated) = Row::updated(&key, &update, current)?;
+                store(conn, &row)?;
                 Ok(updated)
             })
             .await
@@ -260,10 +260,9 @@ fn apply_transaction(
         .zip(current)
         .filter_map(|((op, key), stored)| match op {
             TransactOp::Put { item, .. } => Some(Ok(Write::Put(Row::new(key.clone(), item)))),
-            TransactOp::Update { update, .. } => Some(
-                apply_update(key, update, stored)
-                    .map(|updated| Write::Put(Row::new(key.clone(), &updated))),
-            ),
+            TransactOp::Update { update, .. } => {
+                Some(Row::updated(key, update, stored).map(|(row, _)| Write::Put(row)))
+            }
             TransactOp::Delete { .. } => Some(Ok(Write::Delete(key.clone()))),
             TransactOp::Check { .. } => None,
         })
@@ -411,6 +410,9 @@ struct Row {
     gsi1: Option<Key>,
     ttl: Option<i64>,
     encoded: Vec<u8>,
+    /// The row exists with the same index and expiry columns, so only the item needs writing: SQLite then
+    /// leaves the indexes alone, where an upsert would rewrite their entries.
+    only_item_changed: bool,
 }
 
 impl Row {
@@ -420,7 +422,20 @@ impl Row {
             gsi1: item.gsi1_key(),
             ttl: item.get_i64(TTL),
             encoded: codec::encode(item),
+            only_item_changed: false,
         }
+    }
+
+    /// The row of `update` applied to `stored`, the live item it starts from.
+    fn updated(key: &Key, update: &Update, stored: Option<Item>) -> PortResult<(Self, Item)> {
+        let before = stored
+            .as_ref()
+            .map(|item| (item.gsi1_key(), item.get_i64(TTL)));
+        let updated = apply_update(key, update, stored)?;
+        let mut row = Row::new(key.clone(), &updated);
+        row.only_item_changed =
+            before.is_some_and(|(gsi1, ttl)| gsi1 == row.gsi1 && ttl == row.ttl);
+        Ok((row, updated))
     }
 }
 
@@ -443,7 +458,17 @@ fn store(conn: &Connection, row: &Row) -> PortResult<()> {
         gsi1,
         ttl,
         encoded,
+        only_item_changed,
     } = row;
+    if *only_item_changed {
+        cached(
+            conn,
+            "UPDATE table_items SET item = ?3 WHERE pk = ?1 AND sk = ?2",
+        )?
+        .execute(params![key.pk, key.sk, encoded])
+        .map_err(sqlite_error)?;
+        return Ok(());
+    }
     cached(
         conn,
         "INSERT INTO table_items (pk, sk, gsi1pk, gsi1sk, ttl, item) VALUES (?1, ?2, ?3, ?4, ?5, ?6)

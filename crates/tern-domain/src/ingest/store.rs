@@ -3,19 +3,21 @@
 //! The order is chosen so that nothing accepted is ever lost and a retried batch changes nothing:
 //! 1. events repeated within the batch are dropped, and one `batch_get` reads the dedupe markers of the rest
 //!    (already stored → duplicate) together with the identity links of their anonymous ids;
-//! 2. the survivors go to the `lake` queue first, as [`LakeBatch`](super::LakeBatch) messages;
-//! 3. the dedupe markers are claimed with conditional writes (a marker that loses a race to a concurrent
-//!    request makes its event a duplicate; the lake may then hold it twice, and its readers dedupe on
-//!    `message_id`), then the hot copies are written;
-//! 4. one merged update per profile, then identity links (with the anonymous history), then groups.
+//! 2. at the same time, the survivors go to the `lake` queue, as [`LakeBatch`](super::LakeBatch) messages,
+//!    and their dedupe markers are claimed with conditional writes (a marker that loses a race to a
+//!    concurrent request makes its event a duplicate; the lake may then hold it twice, and its readers
+//!    dedupe on `message_id`); should the lake refuse them, the markers are released;
+//! 3. at the same time, the hot copies and one merged update per profile are written;
+//! 4. then identity links (with the anonymous history), then groups.
 //!
-//! Every write of steps 3 and 4 is idempotent. When a step after the claim fails, the claimed markers are
+//! Every write of steps 2 to 4 is idempotent. When a step after the claim fails, the claimed markers are
 //! released before the error is returned, so that the client's retry stores the events instead of
 //! reporting them as duplicates.
 //!
-//! Port calls stay few: a batch of a hundred events from twenty users costs about eight (one read, one
-//! queue send, one transaction of markers, one batch of hot events, one transaction of profile updates,
-//! and a few for links and groups).
+//! Port calls stay few, and the ones that do not depend on each other are made together, so that the
+//! embedded engine commits them in one transaction and writes a profile's page once: a batch of a hundred
+//! events from twenty users costs one read, two rounds of writes (queue send with the marker transaction,
+//! then hot events with the profile transaction), and a few calls for links and groups.
 
 mod lake;
 mod links;
@@ -81,8 +83,15 @@ pub async fn accept(
         });
     }
     let bodies = serialize(&fresh)?;
-    send_to_lake(ports, workspace_id, &fresh, &bodies).await?;
-    let claimed = claim_markers(table, workspace_id, &fresh, now).await?;
+    let (sent, claimed) = futures::join!(
+        send_to_lake(ports, workspace_id, &fresh, &bodies),
+        claim_markers(table, workspace_id, &fresh, now)
+    );
+    let claimed = claimed?;
+    if let Err(error) = sent {
+        let won: Vec<Event> = won_events(&fresh, &claimed);
+        return Err(release_markers(table, workspace_id, &won, error).await);
+    }
     let (events, bodies): (Vec<Event>, Vec<String>) = fresh
         .into_iter()
         .zip(bodies)
@@ -132,7 +141,7 @@ async fn read_markers_and_links(
     let mut markers = HashMap::with_capacity(events.len());
     let mut links = HashMap::new();
     for event in events {
-        let marker = layout::dedupe_key(workspace_id, &event.message_id);
+        let marker = layout::dedupe_key(workspace_id, event.subject(), &event.message_id);
         markers.insert(marker, event.message_id.as_str());
         for linked_id in ids_to_look_up(event) {
             links.insert(
@@ -248,12 +257,7 @@ async fn claim_markers(
                         .collect();
                 }
                 Err(error) => {
-                    let won: Vec<Event> = events
-                        .iter()
-                        .zip(&claimed)
-                        .filter(|(_, won)| **won)
-                        .map(|(event, _)| event.clone())
-                        .collect();
+                    let won = won_events(events, &claimed);
                     return Err(release_markers(table, workspace_id, &won, error.into()).await);
                 }
             }
@@ -262,10 +266,24 @@ async fn claim_markers(
     Ok(claimed)
 }
 
+/// The events whose markers this request claimed.
+fn won_events(events: &[Event], claimed: &[bool]) -> Vec<Event> {
+    events
+        .iter()
+        .zip(claimed)
+        .filter(|(_, won)| **won)
+        .map(|(event, _)| event.clone())
+        .collect()
+}
+
 fn marker_item(workspace_id: &str, event: &Event, ttl: i64) -> Item {
-    Item::new(&layout::dedupe_key(workspace_id, &event.message_id))
-        .with(attr::ENTITY, "dedupe_marker")
-        .with(TTL, ttl)
+    Item::new(&layout::dedupe_key(
+        workspace_id,
+        event.subject(),
+        &event.message_id,
+    ))
+    .with(attr::ENTITY, "dedupe_marker")
+    .with(TTL, ttl)
 }
 
 /// Deletes the markers of `events` after a later step failed with `error`, so that a retry stores the
@@ -281,7 +299,13 @@ async fn release_markers(
     }
     let deletes = events
         .iter()
-        .map(|event| WriteOp::Delete(layout::dedupe_key(workspace_id, &event.message_id)))
+        .map(|event| {
+            WriteOp::Delete(layout::dedupe_key(
+                workspace_id,
+                event.subject(),
+                &event.message_id,
+            ))
+        })
         .collect();
     match table.batch_write(deletes).await {
         Ok(()) => error,
@@ -302,13 +326,15 @@ async fn store_claimed(
     now: Timestamp,
 ) -> DomainResult<()> {
     let plan = Plan::build(workspace_id, events, stored_links);
-    write_hot_events(table, workspace_id, events, bodies, &plan.subjects, now).await?;
     let updates = plan
         .profiles
         .values()
         .map(|changes| profile_update(workspace_id, changes))
         .collect();
-    write_updates(table, updates).await?;
+    futures::try_join!(
+        write_hot_events(table, workspace_id, events, bodies, &plan.subjects, now),
+        write_updates(table, updates)
+    )?;
     links::link_identities(table, workspace_id, &plan, stored_links).await?;
     write_groups(table, workspace_id, &plan).await
 }
