@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tern_domain::ingest::{Event, accept};
 use tern_domain::segments::SegmentDefinition;
 use tern_domain::segments::membership::{SEGMENT_CHANGES_QUEUE, member_count, members};
-use tern_domain::segments::realtime::{SEGMENTS_QUEUE, publish_for_segments};
+use tern_domain::segments::realtime::SEGMENTS_QUEUE;
 use tern_domain::segments::store::create_segment;
 use tern_ports::OutMessage;
 use tern_tests::{TestEngine, on_both_engines};
@@ -83,10 +83,8 @@ async fn events_move_users_in_and_out_of_segments_once_per_change(engine: TestEn
         identify("i2", "u2", "pro"),
         identify("i3", "u3", "free"),
     ];
-    accept(ports, ws, events.clone()).await.expect("accepted");
-    publish_for_segments(ports, ws, &events)
-        .await
-        .expect("sent to segments");
+    // Accepting the events publishes them for segment evaluation.
+    accept(ports, ws, events).await.expect("accepted");
     // The message is delivered three times, one after the other (moto does not isolate concurrent
     // conditional writes as DynamoDB does; concurrency is covered by the domain's tests).
     let bodies = take(&engine, SEGMENTS_QUEUE).await;
@@ -113,12 +111,7 @@ async fn events_move_users_in_and_out_of_segments_once_per_change(engine: TestEn
     assert_eq!(ids, BTreeSet::from(["u1".to_string(), "u2".to_string()]));
 
     let downgrade = vec![identify("i4", "u1", "free")];
-    accept(ports, ws, downgrade.clone())
-        .await
-        .expect("accepted");
-    publish_for_segments(ports, ws, &downgrade)
-        .await
-        .expect("sent to segments");
+    accept(ports, ws, downgrade).await.expect("accepted");
     engine.drain(SEGMENTS_QUEUE).await;
     assert_eq!(changes(&engine, ws).await, [change("exited", "pro", "u1")]);
     assert_eq!(member_count(table, ws, "pro").await.expect("count"), 1);

@@ -15,8 +15,7 @@ use tern_domain::layout;
 use tern_domain::segments::SegmentDefinition;
 use tern_domain::segments::membership::{SEGMENT_CHANGES_QUEUE, member_count, members};
 use tern_domain::segments::realtime::{
-    Evaluated, SEGMENTS_QUEUE, SegmentBatch, SegmentEvent, evaluate_message, publish_for_segments,
-    tick,
+    Evaluated, SEGMENTS_QUEUE, SegmentBatch, SegmentEvent, evaluate_message, tick,
 };
 use tern_domain::segments::store::{
     SegmentError, create_segment, delete_segment, get_segment, get_segment_version, list_segments,
@@ -140,11 +139,9 @@ impl Setup {
     }
 
     /// Accepts events as ingestion does, then hands them to segments.
+    /// Accepts events as the tracking API does, which publishes them for segment evaluation.
     async fn ingest(&self, events: Vec<Event>) {
-        accept(&self.ports, WS, events.clone()).await.unwrap();
-        publish_for_segments(&self.ports, WS, &events)
-            .await
-            .unwrap();
+        accept(&self.ports, WS, events).await.unwrap();
     }
 
     /// Every message waiting on `queue`, deleted.

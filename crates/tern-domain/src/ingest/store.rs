@@ -8,7 +8,8 @@
 //!    concurrent request makes its event a duplicate; the lake may then hold it twice, and its readers
 //!    dedupe on `message_id`); should the lake refuse them, the markers are released;
 //! 3. at the same time, the hot copies and one merged update per profile are written;
-//! 4. then identity links (with the anonymous history), then groups.
+//! 4. then identity links (with the anonymous history), then groups;
+//! 5. when the workspace has segments, the events go to the `segments` queue for real-time evaluation.
 //!
 //! Every write of steps 2 to 4 is idempotent. When a step after the claim fails, the claimed markers are
 //! released before the error is returned, so that the client's retry stores the events instead of
@@ -35,6 +36,7 @@ pub use self::lake::MAX_LAKE_MESSAGE_BYTES;
 use self::plan::{GroupChanges, Plan, ProfileChanges};
 use super::{Event, EventKind, Subject};
 use crate::profile::attr;
+use crate::segments::realtime::publish_for_segments;
 use crate::stored::required_s;
 use crate::{DomainError, DomainResult, layout};
 
@@ -104,9 +106,11 @@ pub async fn accept(
             duplicates: received,
         });
     }
-    if let Err(error) =
-        store_claimed(table, workspace_id, &events, &bodies, &known.links, now).await
-    {
+    let stored = async {
+        store_claimed(table, workspace_id, &events, &bodies, &known.links, now).await?;
+        publish_for_segments(ports, workspace_id, &events).await
+    };
+    if let Err(error) = stored.await {
         return Err(release_markers(table, workspace_id, &events, error).await);
     }
     Ok(Accepted {
