@@ -211,6 +211,28 @@ pub fn basic_auth(write_key: &str) -> String {
 }
 
 /// `Authorization: Bearer` for an admin key.
+/// Sends an admin request with the workspace's admin key and an optional JSON body.
+pub async fn admin_json(
+    engine: &TestEngine,
+    created: &CreatedWorkspace,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> TestResponse {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(
+            http::header::AUTHORIZATION,
+            bearer_auth(created.admin_key.expose()),
+        )
+        .header(http::header::CONTENT_TYPE, "application/json");
+    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
+    engine
+        .send(request.body(body).expect("a valid request"))
+        .await
+}
+
 pub fn bearer_auth(admin_key: &str) -> String {
     format!("Bearer {admin_key}")
 }

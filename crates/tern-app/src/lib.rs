@@ -10,9 +10,13 @@ pub mod lake;
 pub mod problem;
 pub mod queues;
 pub mod segments;
+pub mod subscriptions;
+pub mod suppressions;
+pub mod templates;
 pub mod trace;
 pub mod tracking;
 pub mod users;
+pub mod webhook;
 pub mod workspace;
 
 use axum::Router;
@@ -62,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         .merge(tracking::routes())
         .merge(users::routes())
         .merge(imports::routes())
+        .merge(templates::routes())
+        .merge(subscriptions::routes())
+        .merge(suppressions::routes())
+        .merge(segments::routes())
         .route("/v1/workspace", get(workspace::current))
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::method_not_allowed)

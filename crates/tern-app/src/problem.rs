@@ -46,6 +46,19 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
 }
 
+/// A version number from a path (`…/versions/{n}`): a whole number from 1.
+pub fn parse_version(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|number| *number >= 1)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "version",
+                format!("a version is a whole number from 1, not {text:?}"),
+            )
+        })
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {

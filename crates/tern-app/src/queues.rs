@@ -78,13 +78,21 @@ pub fn queue_handlers() -> Vec<Arc<dyn QueueHandler>> {
         Arc::new(crate::lake::LakeWriter),
         Arc::new(crate::imports::ImportHandler::default()),
         Arc::new(crate::segments::SegmentEvaluator),
+        Arc::new(crate::segments::SegmentBackfill),
         // One line per handler.
     ]
 }
 
 /// The queues Tern uses. On AWS the SAM template declares the same
 /// queues with the same policy; the local engine and the tests declare them from [`queue_specs`].
-pub const QUEUES: &[&str] = &["send", "lake", "imports", "segments", "segment-changes"];
+pub const QUEUES: &[&str] = &[
+    "send",
+    "lake",
+    "imports",
+    "segments",
+    "segment-changes",
+    "segment-backfill",
+];
 /// A message received this many times without being deleted moves to its queue's dead-letter queue.
 pub const MAX_RECEIVES: u32 = 5;
 /// How long a received message stays invisible before it may be received again.

@@ -26,6 +26,12 @@
 //! | segment member | `WS#<ws>#SEG#<segmentId>#M#<shard 0..31>` | `<userId>` | — | — |
 //! | segment member count | `WS#<ws>#SEG#<segmentId>#COUNT` | `<shard 0..31, 2 digits>` | — | — |
 //! | user due for a segment check | `WS#<ws>#SEGDUE#<shard 0..15>` | `<due time, sortable>#<userId>` | — | — |
+//! | segment backfill progress | `WS#<ws>` | `SEGBACKFILL#<segmentId>` | — | — |
+//! | template (current version) | `WS#<ws>` | `TEMPLATE#<templateId>` | — | — |
+//! | template version | `WS#<ws>` | `TEMPLATE#<templateId>#V#<version, 10 digits>` | — | — |
+//! | subscription group | `WS#<ws>` | `SUBGROUP#<groupId>` | — | — |
+//! | user's subscription state | the profile's `pk` | `SUB#<groupId>` | — | — |
+//! | suppressed address | `WS#<ws>#SUPP#<address, lower-case>` | `SUPP` | `WS#<ws>#SUPPRESSIONS` | `<address, lower-case>` |
 //!
 //! Attributes of a profile: each trait as `t:<name>` holding the trait's JSON text, so that an identify
 //! merges with one update and no read; each linked identity (an anonymousId or an alias's previousId) as
@@ -61,6 +67,15 @@
 //!   time.
 //! - Users due for a time-based re-check are filed by due time in [`SEGMENT_DUE_SHARDS`] partitions: a
 //!   scheduled visit reads, in each, only the entries whose time has come.
+//! - A template is versioned like a segment, but its versions share its prefix (`TEMPLATE#<id>#V#`): a
+//!   template's history is one prefix query, and since ids are escaped (no `#`), a current item is told from
+//!   a version by its sort key alone. Versions are never overwritten, so a message queued with a version
+//!   renders the same however the template changes afterwards.
+//! - A user's subscription states sit next to the profile (`SUB#`), so a user's preferences are one query
+//!   and the sender's check is one `batch_get` with the group.
+//! - A suppressed address has its own partition, so the sender's check per message spreads over the table;
+//!   the workspace's list is read through `gsi1`, whose partition is written only when an address is
+//!   suppressed or released.
 
 use std::borrow::Cow;
 
@@ -277,6 +292,14 @@ pub fn segment_version_key(workspace_id: &str, segment_id: &str, version: i64) -
     )
 }
 
+/// The progress of a segment's backfill (the latest one: each save of the segment starts a new one).
+pub fn segment_backfill_key(workspace_id: &str, segment_id: &str) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!("SEGBACKFILL#{}", key_part(segment_id)),
+    )
+}
+
 /// A user's segment state: counters, memberships and next checks, next to the profile.
 pub fn segment_state_key(workspace_id: &str, user_id: &str) -> Key {
     Key::new(
@@ -347,6 +370,72 @@ pub fn segment_due_key(workspace_id: &str, user_id: &str, due: Timestamp) -> Key
 pub fn segment_due_sk_bound(now: Timestamp) -> String {
     // `$` follows the `#` after the time, so every entry of the same instant is below the bound.
     format!("{}$", sortable_time(now))
+}
+
+/// The sort-key prefix of a workspace's templates (current items and versions).
+pub const TEMPLATE_SK_PREFIX: &str = "TEMPLATE#";
+/// The width versions are zero-padded to in a template version's sort key.
+const TEMPLATE_VERSION_DIGITS: usize = 10;
+
+/// The item holding the current version of a template.
+pub fn template_key(workspace_id: &str, template_id: &str) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!("{TEMPLATE_SK_PREFIX}{}", key_part(template_id)),
+    )
+}
+
+/// The sort-key prefix of one template's versions.
+pub fn template_versions_sk_prefix(template_id: &str) -> String {
+    format!("{TEMPLATE_SK_PREFIX}{}#V#", key_part(template_id))
+}
+
+/// One immutable version of a template; versions are zero-padded so that they sort.
+pub fn template_version_key(workspace_id: &str, template_id: &str, version: i64) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!(
+            "{}{version:0width$}",
+            template_versions_sk_prefix(template_id),
+            width = TEMPLATE_VERSION_DIGITS
+        ),
+    )
+}
+
+/// The sort-key prefix of a workspace's subscription groups.
+pub const SUBSCRIPTION_GROUP_SK_PREFIX: &str = "SUBGROUP#";
+/// The sort-key prefix of a user's subscription states in the profile's partition.
+pub const SUBSCRIPTION_STATE_SK_PREFIX: &str = "SUB#";
+/// The sort key of a suppressed address's item.
+pub const SUPPRESSION_SK: &str = "SUPP";
+
+/// A subscription group's item.
+pub fn subscription_group_key(workspace_id: &str, group_id: &str) -> Key {
+    Key::new(
+        workspace_pk(workspace_id),
+        format!("{SUBSCRIPTION_GROUP_SK_PREFIX}{}", key_part(group_id)),
+    )
+}
+
+/// A user's state in one subscription group, next to the profile.
+pub fn subscription_state_key(workspace_id: &str, user_id: &str, group_id: &str) -> Key {
+    Key::new(
+        profile_pk(workspace_id, Subject::User(user_id)),
+        format!("{SUBSCRIPTION_STATE_SK_PREFIX}{}", key_part(group_id)),
+    )
+}
+
+/// A suppressed address (already normalized to lower case).
+pub fn suppression_key(workspace_id: &str, address: &str) -> Key {
+    Key::new(
+        format!("WS#{workspace_id}#SUPP#{}", key_part(address)),
+        SUPPRESSION_SK,
+    )
+}
+
+/// The `gsi1` partition listing a workspace's suppressed addresses.
+pub fn suppressions_gsi1_pk(workspace_id: &str) -> String {
+    format!("WS#{workspace_id}#SUPPRESSIONS")
 }
 
 /// FNV-1a, 32 bits: a stable, well-spread hash for choosing shards.
@@ -529,6 +618,37 @@ mod tests {
             .map(|i| segment_member_shard(&format!("user-{i}")))
             .collect();
         assert_eq!(shards.len(), usize::from(SEGMENT_MEMBER_SHARDS));
+    }
+
+    #[test]
+    fn template_subscription_and_suppression_keys_follow_the_documented_patterns() {
+        assert_eq!(
+            template_key("ws_1", "wel#come"),
+            Key::new("WS#ws_1", "TEMPLATE#wel%23come")
+        );
+        assert_eq!(
+            template_version_key("ws_1", "welcome", 3),
+            Key::new("WS#ws_1", "TEMPLATE#welcome#V#0000000003")
+        );
+        assert!(template_version_key("ws_1", "a", 9).sk < template_version_key("ws_1", "a", 10).sk);
+        assert!(
+            template_version_key("ws_1", "a", 1)
+                .sk
+                .starts_with(&template_versions_sk_prefix("a"))
+        );
+        assert_eq!(
+            subscription_group_key("ws_1", "news"),
+            Key::new("WS#ws_1", "SUBGROUP#news")
+        );
+        assert_eq!(
+            subscription_state_key("ws_1", "u#1", "news"),
+            Key::new("WS#ws_1#U#u%231", "SUB#news")
+        );
+        assert_eq!(
+            suppression_key("ws_1", "ada@example.com"),
+            Key::new("WS#ws_1#SUPP#ada@example.com", "SUPP")
+        );
+        assert_eq!(suppressions_gsi1_pk("ws_1"), "WS#ws_1#SUPPRESSIONS");
     }
 
     #[test]

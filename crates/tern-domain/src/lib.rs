@@ -3,6 +3,7 @@
 //! This crate reaches storage only through `tern_ports`; it never depends on SQLite, an AWS SDK or an
 //! HTTP framework, so every rule here runs the same on both engines.
 
+pub mod delivery;
 pub mod error;
 pub mod imports;
 pub mod ingest;
@@ -11,7 +12,10 @@ pub mod profile;
 pub mod secret;
 pub mod segments;
 mod stored;
+pub mod subscriptions;
+pub mod suppressions;
 pub mod templates;
+pub mod tracking;
 pub mod workspace;
 
 pub use error::{DomainError, DomainResult};

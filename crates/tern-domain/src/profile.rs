@@ -59,6 +59,9 @@ pub struct UserView {
     pub last_seen: Option<Timestamp>,
     /// Up to [`RECENT_EVENTS`] events, newest first, including those from before the user was identified.
     pub recent_events: Vec<Event>,
+    /// The ids of the segments the user belongs to, sorted (from the user's segment state).
+    #[serde(default)]
+    pub segments: Vec<String>,
 }
 
 /// The ids that lead to one user.
@@ -156,6 +159,14 @@ pub async fn get_user(
     let pk = layout::profile_pk(workspace_id, subject);
     let recent_events = recent_events(table, &pk).await?;
     let groups = groups_of(table, workspace_id, &pk).await?;
+    let segment_state = table
+        .get(&layout::segment_state_key(workspace_id, user_id))
+        .await?;
+    let segments =
+        crate::segments::membership::SegmentState::from_item(user_id, segment_state.as_ref())?
+            .members
+            .into_iter()
+            .collect();
     Ok(Some(UserView {
         user_id: user_id.to_string(),
         traits: traits_of(&profile)?,
@@ -169,6 +180,7 @@ pub async fn get_user(
         first_seen: optional_time(&profile, attr::FIRST_SEEN)?,
         last_seen: optional_time(&profile, attr::LAST_SEEN)?,
         recent_events,
+        segments,
     }))
 }
 

@@ -9,6 +9,7 @@ pub mod function;
 pub mod http;
 pub mod logging;
 pub mod ports;
+pub mod scheduled;
 pub mod sqs;
 
 // The runtime crates, so that a function depends on this crate alone and every function uses the same versions.

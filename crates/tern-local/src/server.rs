@@ -94,6 +94,11 @@ impl Server {
                 stop.clone(),
             ));
         }
+        background.spawn(worker::run_segment_timer(
+            engine.app_state(),
+            worker::SEGMENT_TICK,
+            stop.clone(),
+        ));
         background.spawn(worker::run_workflow_timer(
             engine.workflows().clone(),
             options.workflow_tick,

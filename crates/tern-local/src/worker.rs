@@ -303,3 +303,33 @@ pub async fn run_workflow_timer(
         }
     }
 }
+
+/// How often the embedded engine visits the users whose segment memberships may have changed with time (the
+/// schedule that an EventBridge rule runs every minute on AWS).
+pub const SEGMENT_TICK: Duration = Duration::from_secs(30);
+
+/// Re-evaluates, every `every`, the segment memberships that are due in every workspace, until `stop`
+/// turns true.
+pub async fn run_segment_timer(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+            _ = ticker.tick() => {
+                let now = state.ports.clock.now();
+                match tern_domain::segments::realtime::tick_all(&state.ports, now).await {
+                    Ok(evaluated) if evaluated.users > 0 => tracing::debug!(
+                        users = evaluated.users, entered = evaluated.entered,
+                        exited = evaluated.exited, "due segment memberships re-evaluated"),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "cannot re-evaluate due segment memberships"),
+                }
+            }
+        }
+    }
+}

@@ -327,6 +327,14 @@ impl<'i> Affected<'i> {
         self
     }
 
+    /// One segment, by id (nothing when no segment has it): what a backfill of that segment re-evaluates.
+    pub fn segment(&mut self, id: &str) -> &mut Self {
+        if let Some(&position) = self.index.positions.get(id) {
+            self.marked[position] = true;
+        }
+        self
+    }
+
     /// Every segment: for a user seen for the first time, who may already belong to segments that read no
     /// input (`everyone`, `randomBucket`, `notPerformed`, `not`…).
     pub fn everything(&mut self) -> &mut Self {

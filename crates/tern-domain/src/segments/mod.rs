@@ -8,10 +8,12 @@
 //! - [`SegmentIndex`] (`index.rs`): which segments an input can affect, in dependency order, and what the
 //!   state must keep for them.
 
+pub mod backfill;
 mod definition;
 mod evaluate;
 mod index;
 pub mod membership;
+pub mod preview;
 pub mod realtime;
 mod state;
 pub mod store;

@@ -309,6 +309,76 @@ pub async fn tick(ports: &Ports, workspace_id: &str, now: Timestamp) -> DomainRe
     Ok(total)
 }
 
+/// [`tick`] for every workspace that has segments: what the schedule runs (an EventBridge rule on AWS, a
+/// timer on the embedded engine). Every workspace is visited even if one fails; the first error is returned.
+pub async fn tick_all(ports: &Ports, now: Timestamp) -> DomainResult<Evaluated> {
+    let mut total = Evaluated::default();
+    let mut first_error = None;
+    for workspace in crate::workspace::list_workspaces(ports.table.as_ref()).await? {
+        let visited = match load_index(ports, &workspace.id).await {
+            Ok(index) if index.is_empty() => continue,
+            Ok(_) => tick(ports, &workspace.id, now).await,
+            Err(error) => Err(error),
+        };
+        match visited {
+            Ok(evaluated) => total.add(evaluated),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(total),
+    }
+}
+
+/// A user a backfill visits, with the events it replays for counters the user's state does not hold yet
+/// (empty when the segment reads no event).
+#[derive(Debug, Clone, Default)]
+pub struct BackfillUser {
+    pub user_id: String,
+    pub history: Vec<Event>,
+}
+
+/// Re-evaluates one segment (and the segments that reference it) for each of `users`, through the same
+/// conditional state write as the real-time path, so that each change is applied and published once. The
+/// counters and last occurrences the segment reads that a user's state lacks are first rebuilt from the
+/// user's `history`. `NotFound` when the workspace's index has no such segment.
+pub async fn backfill_users(
+    ports: &Ports,
+    workspace_id: &str,
+    segment_id: &str,
+    users: &[BackfillUser],
+) -> DomainResult<Evaluated> {
+    let index = load_index(ports, workspace_id).await?;
+    if index.get(segment_id).is_none() {
+        return Err(DomainError::NotFound(format!("segment {segment_id}")));
+    }
+    let ids: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
+    let mut prefetched = read_users(ports.table.as_ref(), workspace_id, &ids).await?;
+    let now = ports.clock.now();
+    let work: Vec<_> = users
+        .iter()
+        .map(|visited| {
+            let read = prefetched.remove(&visited.user_id).unwrap_or_default();
+            let input = Input::Backfill {
+                segment_id,
+                history: &visited.history,
+            };
+            let user = UserUpdate {
+                ports,
+                workspace_id,
+                index: &index,
+                user_id: &visited.user_id,
+                now,
+            };
+            async move { user.apply(input, Some(read)).await }
+        })
+        .collect();
+    collect(work).await
+}
+
 async fn visit_due(
     ports: &Ports,
     workspace_id: &str,
@@ -379,6 +449,11 @@ enum Input<'a> {
     },
     /// The user's entry in the due index came due.
     Due { entry: Key },
+    /// A backfill of one segment, with the user's past events.
+    Backfill {
+        segment_id: &'a str,
+        history: &'a [Event],
+    },
 }
 
 /// The update of one user's segment state.
@@ -485,6 +560,17 @@ impl UserUpdate<'_> {
             }
             Input::Due { .. } => {
                 affected.time_dependent();
+            }
+            Input::Backfill {
+                segment_id,
+                history,
+            } => {
+                if let Some(segment) = index.get(segment_id) {
+                    let facts = history.iter().filter_map(EventFacts::from_event);
+                    user.state
+                        .adopt_history(&segment.definition.condition, facts, self.now);
+                }
+                affected.segment(segment_id);
             }
         }
         user.state.compact(requirements, self.now);

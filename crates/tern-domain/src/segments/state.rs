@@ -439,6 +439,11 @@ impl Requirements {
         })
     }
 
+    /// Whether any track, page or screen call changes state (some condition counts or keeps events).
+    pub fn reads_any_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Whether an event of this type and name changes any state.
     pub fn reads_event(&self, kind: EventType, name: &str) -> bool {
         self.events.get(name).is_some_and(|needs| {
@@ -562,6 +567,38 @@ impl UserState {
     /// Removes the user from a manual list; returns whether it changed.
     pub fn remove_from_list(&mut self, list: &str) -> bool {
         self.lists.remove(list)
+    }
+
+    /// Rebuilds, from past events, the counters and last occurrences `condition` reads that this state
+    /// does not hold yet, as if they had been kept all along (what a backfill does for a new segment, from
+    /// the user's hot events). What the state already holds is kept as is, so nothing counts twice.
+    /// Returns whether the state changed.
+    pub fn adopt_history<'e>(
+        &mut self,
+        condition: &Condition,
+        history: impl IntoIterator<Item = EventFacts<'e>>,
+        now: Timestamp,
+    ) -> bool {
+        let mut requirements = Requirements::default();
+        requirements.add(condition);
+        let mut rebuilt = UserState::default();
+        for event in history {
+            rebuilt.record_event(&requirements, &event, now);
+        }
+        let mut changed = false;
+        for (key, counter) in rebuilt.counters {
+            if let std::collections::btree_map::Entry::Vacant(entry) = self.counters.entry(key) {
+                entry.insert(counter);
+                changed = true;
+            }
+        }
+        for (key, last) in rebuilt.last_events {
+            if let std::collections::btree_map::Entry::Vacant(entry) = self.last_events.entry(key) {
+                entry.insert(last);
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Drops what no active segment reads any more (counters, buckets past every window, last

@@ -13,6 +13,7 @@ mod mjml;
 mod model;
 mod position;
 mod render;
+pub mod store;
 mod values;
 
 pub use compile::{CompiledEmail, CompiledTemplate, CompiledWebhook};
