@@ -9,6 +9,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
@@ -51,13 +52,17 @@ struct Ran {
     answer: Box<dyn FnOnce(Option<PortError>) + Send>,
 }
 
-/// A shared handle on the database. SQLite serializes writers anyway; one writing connection behind a
-/// mutex, used from blocking threads, keeps every write ordered and the async runtime free.
+/// A shared handle on the database. SQLite serializes writers anyway; one writing connection, used by one
+/// thread of its own for [`Db::write`] (and behind a mutex for the rest), keeps every write ordered and
+/// the async runtime free.
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
-    /// Writes waiting for the next commit (see [`Db::write`]).
-    waiting: Arc<Mutex<Vec<WriteJob>>>,
+    /// Hands writes to the writing thread, which commits what waits together (see [`Db::write`]); the
+    /// thread stops when the last handle is dropped.
+    writes: mpsc::Sender<WriteJob>,
+    /// Writes handed over and not yet taken into a transaction.
+    pending: Arc<AtomicUsize>,
     /// A second connection for reads of a database file, so that reads run beside writes (in WAL mode a
     /// reader sees every committed transaction without waiting for the writer). `None` in memory, where a
     /// second connection would open another database.
@@ -74,7 +79,7 @@ impl Db {
     pub fn open(path: &Path) -> PortResult<Self> {
         let writer = writer(open_file(path)?)?;
         let reader = reader(open_file(path)?)?;
-        let db = Self::with_writer(writer);
+        let db = Self::with_writer(writer)?;
         let checkpoints = start_checkpoints(
             open_file(path)?,
             Arc::clone(&db.conn),
@@ -90,17 +95,21 @@ impl Db {
     /// A private in-memory database, for tests.
     pub fn in_memory() -> PortResult<Self> {
         let conn = Connection::open_in_memory().map_err(sqlite_error)?;
-        Ok(Self::with_writer(writer(conn)?))
+        Self::with_writer(writer(conn)?)
     }
 
-    fn with_writer(conn: Connection) -> Self {
-        Self {
-            conn: Arc::new(Mutex::new(conn)),
-            waiting: Arc::new(Mutex::new(Vec::new())),
+    fn with_writer(conn: Connection) -> PortResult<Self> {
+        let conn = Arc::new(Mutex::new(conn));
+        let pending = Arc::new(AtomicUsize::new(0));
+        let writes = start_writer(Arc::clone(&conn), Arc::clone(&pending))?;
+        Ok(Self {
+            conn,
+            writes,
+            pending,
             reader: None,
             checkpointing: Arc::new(Mutex::new(())),
             _checkpoints: None,
-        }
+        })
     }
 
     /// Copies the whole write-ahead log into the database file and empties it, so that a stopped
@@ -163,24 +172,13 @@ impl Db {
                 }),
             })
         });
-        lock(&self.waiting).push(job);
-        let db = self.clone();
-        // Not awaited: the write is answered by whichever commit picks it up, maybe an earlier one.
-        drop(tokio::task::spawn_blocking(move || db.commit_waiting()));
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.writes
+            .send(job)
+            .map_err(|_| PortError::Other("the database writer has stopped".into()))?;
         answered.await.map_err(|_| {
             PortError::Other("a database write stopped before answering (it panicked)".into())
         })?
-    }
-
-    /// Commits every waiting write, in one transaction unless one of them fails part-way.
-    fn commit_waiting(&self) {
-        // A panic inside a write poisons the lock; the connection itself is sound once any transaction
-        // the panic left open is rolled back, which `commit_together` does first.
-        let conn = lock(&self.conn);
-        let jobs = std::mem::take(&mut *lock(&self.waiting));
-        if !jobs.is_empty() {
-            commit_together(&conn, jobs);
-        }
     }
 
     /// Runs `work`, which only reads, on a blocking thread. It runs on the writing connection when that
@@ -235,6 +233,32 @@ impl Db {
             .map_err(|_| PortError::Other("database lock poisoned".into()))?;
         work(&mut guard)
     }
+}
+
+/// Starts the thread that commits writes: it waits for one, takes the connection, and commits that write
+/// with every other one waiting by then, in one transaction unless one of them fails part-way. A thread
+/// of its own, rather than a blocking task per write, keeps writes from piling up threads that only wait
+/// for the connection.
+fn start_writer(
+    conn: Arc<Mutex<Connection>>,
+    pending: Arc<AtomicUsize>,
+) -> PortResult<mpsc::Sender<WriteJob>> {
+    let (writes, waiting) = mpsc::channel::<WriteJob>();
+    std::thread::Builder::new()
+        .name("tern-db-writer".into())
+        .spawn(move || {
+            while let Ok(first) = waiting.recv() {
+                // A panic inside a write poisons the lock; the connection itself is sound once any
+                // transaction the panic left open is rolled back, which `commit_together` does first.
+                let conn = lock(&conn);
+                let jobs: Vec<WriteJob> =
+                    std::iter::once(first).chain(waiting.try_iter()).collect();
+                pending.fetch_sub(jobs.len(), Ordering::SeqCst);
+                commit_together(&conn, jobs);
+            }
+        })
+        .map_err(|e| PortError::Other(format!("cannot start the database writer: {e}")))?;
+    Ok(writes)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -517,7 +541,7 @@ mod tests {
     }
 
     async fn wait_until_queued(db: &Db, writes: usize) {
-        while lock(&db.waiting).len() < writes {
+        while db.pending.load(Ordering::SeqCst) < writes {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
