@@ -2,6 +2,8 @@
 //! by page through the `segment-backfill` queue; a redelivered message resumes and publishes nothing
 //! twice, and a message of a replaced backfill does nothing.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +18,8 @@ use tern_domain::segments::membership::{SEGMENT_CHANGES_QUEUE, member_count};
 use tern_domain::segments::realtime::SEGMENTS_QUEUE;
 use tern_domain::segments::store::{create_segment, update_segment};
 use tern_embedded::Db;
-use tern_embedded::blobs::DirBlobs;
-use tern_embedded::mail::Outbox;
 use tern_embedded::queue::SqliteQueue;
 use tern_embedded::table::SqliteTable;
-use tern_embedded::workflows::{EmbeddedWorkflows, NoTasks};
 use tern_ports::{Ports, Queue, QueueSpec, VirtualClock};
 
 const WS: &str = "ws_backfill";
@@ -45,25 +44,12 @@ async fn ports(dir: &std::path::Path) -> Ports {
             .await
             .unwrap();
     }
-    Ports {
-        table: Arc::new(
-            SqliteTable::new(db.clone())
-                .unwrap()
-                .with_clock(clock.clone()),
-        ),
-        queue,
-        blobs: Arc::new(
-            DirBlobs::new(
-                dir.join("blobs"),
-                "http://127.0.0.1:3000".into(),
-                vec![7; 32],
-            )
-            .unwrap(),
-        ),
-        mail: Arc::new(Outbox::new(dir.join("outbox"), None).unwrap()),
-        workflows: Arc::new(EmbeddedWorkflows::new(db, clock.clone(), Arc::new(NoTasks)).unwrap()),
-        clock,
-    }
+    let table = Arc::new(
+        SqliteTable::new(db.clone())
+            .unwrap()
+            .with_clock(clock.clone()),
+    );
+    common::embedded_ports(dir, db, table, queue, clock)
 }
 
 fn identify(user: usize) -> Event {

@@ -1,6 +1,8 @@
 //! Storing accepted events, checked on the embedded adapters: dedupe, trait merging, identity linking,
 //! groups, timezone and context, retries, lake messages, tenant isolation and the number of port calls.
 
+mod common;
+
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,11 +17,8 @@ use tern_domain::ingest::{Accepted, Event, LakeBatch, Subject, accept};
 use tern_domain::layout;
 use tern_domain::profile::{TraitFilter, UserView, get_user, list_users};
 use tern_embedded::Db;
-use tern_embedded::blobs::DirBlobs;
-use tern_embedded::mail::Outbox;
 use tern_embedded::queue::SqliteQueue;
 use tern_embedded::table::SqliteTable;
-use tern_embedded::workflows::{EmbeddedWorkflows, NoTasks};
 use tern_ports::{
     Item, Key, Page, PortError, PortResult, Ports, Query, Queue, QueueSpec, Table, TransactOp,
     Update, VirtualClock, WriteOp,
@@ -134,21 +133,7 @@ async fn setup() -> Setup {
         })
         .await
         .unwrap();
-    let ports = Ports {
-        table: table.clone(),
-        queue: queue.clone(),
-        blobs: Arc::new(
-            DirBlobs::new(
-                dir.path().join("blobs"),
-                "http://127.0.0.1:3000".into(),
-                vec![7; 32],
-            )
-            .unwrap(),
-        ),
-        mail: Arc::new(Outbox::new(dir.path().join("outbox"), None).unwrap()),
-        workflows: Arc::new(EmbeddedWorkflows::new(db, clock.clone(), Arc::new(NoTasks)).unwrap()),
-        clock: clock.clone(),
-    };
+    let ports = common::embedded_ports(dir.path(), db, table.clone(), queue.clone(), clock.clone());
     Setup {
         ports,
         table,

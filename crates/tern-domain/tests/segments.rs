@@ -2,6 +2,8 @@
 //! through the `segments` queue, time-based exits through the due index, the published changes, and the
 //! sharded member index.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +24,8 @@ use tern_domain::segments::store::{
     load_index, update_segment,
 };
 use tern_embedded::Db;
-use tern_embedded::blobs::DirBlobs;
-use tern_embedded::mail::Outbox;
 use tern_embedded::queue::SqliteQueue;
 use tern_embedded::table::SqliteTable;
-use tern_embedded::workflows::{EmbeddedWorkflows, NoTasks};
 
 use async_trait::async_trait;
 use tern_ports::{
@@ -99,21 +98,7 @@ async fn setup() -> Setup {
             .await
             .unwrap();
     }
-    let ports = Ports {
-        table,
-        queue: queue.clone(),
-        blobs: Arc::new(
-            DirBlobs::new(
-                dir.path().join("blobs"),
-                "http://127.0.0.1:3000".into(),
-                vec![7; 32],
-            )
-            .unwrap(),
-        ),
-        mail: Arc::new(Outbox::new(dir.path().join("outbox"), None).unwrap()),
-        workflows: Arc::new(EmbeddedWorkflows::new(db, clock.clone(), Arc::new(NoTasks)).unwrap()),
-        clock: clock.clone(),
-    };
+    let ports = common::embedded_ports(dir.path(), db, table, queue.clone(), clock.clone());
     Setup {
         ports,
         queue,
